@@ -1,0 +1,128 @@
+"""Manifests the API server must refuse, each with the field path its message names.
+
+Every case is a change to a valid base spec. `create` cases are refused on creation;
+`update` cases are valid on their own and refused only as a change of an existing
+object (transition rules). The e2e suite sends every case to the real API server; the
+unit suite runs the `create` cases through the models, which must refuse them too.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+BASE_SPEC: dict[str, Any] = {"version": "2.4.1"}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    spec: dict[str, Any]
+    field_path: str  # what the API server's message must name
+    message: str  # a fragment of the message a person would read
+    before: dict[str, Any] | None = None  # for update cases: the accepted spec first
+    name: str = "bad"
+    models_reject: bool = True  # False where only the API server can tell (transitions)
+    tags: tuple[str, ...] = field(default=())
+
+
+def spec(**parts: Any) -> dict[str, Any]:
+    out = copy.deepcopy(BASE_SPEC)
+    out.update(parts)
+    return out
+
+
+CREATE_CASES = [
+    Case("version-not-semver", spec(version="2.4"), "spec.version", "should match"),
+    Case("version-leading-v", spec(version="v2.4.1"), "spec.version", "should match"),
+    Case("api-replicas-negative", spec(api={"replicas": -1}), "spec.api.replicas",
+         "greater than or equal to 0"),
+    Case("postgres-instances-zero", spec(postgres={"instances": 0}),
+         "spec.postgres.instances", "greater than or equal to 1"),
+    Case("postgres-instances-too-many", spec(postgres={"instances": 12}),
+         "spec.postgres.instances", "less than or equal to 9"),
+    Case("postgres-mode-unknown", spec(postgres={"mode": "cloud"}), "spec.postgres.mode",
+         "Unsupported value"),
+    Case("storage-size-not-quantity", spec(postgres={"storage": {"size": "50GB"}}),
+         "spec.postgres.storage.size", "should match"),
+    Case("storage-size-zero", spec(postgres={"storage": {"size": "0"}}),
+         "spec.postgres.storage.size", "must be larger than zero"),
+    Case("postgres-external-missing", spec(postgres={"mode": "external"}),
+         "spec.postgres.external", "external is required when mode is external"),
+    Case("postgres-external-with-managed",
+         spec(postgres={"external": {"host": "db.example.com",
+                                     "username": {"name": "s", "key": "u"},
+                                     "password": {"name": "s", "key": "p"}}}),
+         "spec.postgres.external", "external may only be set when mode is external"),
+    Case("postgres-reserved-parameter",
+         spec(postgres={"parameters": {"archive_command": "/bin/true"}}),
+         "spec.postgres.parameters", "managed by the operator"),
+    Case("resources-requests-above-limits",
+         spec(api={"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}),
+         "spec.api.resources.requests.memory", "must not exceed limits.memory"),
+    Case("redis-too-few-shards", spec(redis={"shards": 2}), "spec.redis.shards",
+         "greater than or equal to 3"),
+    Case("redis-endpoint-without-port",
+         spec(redis={"mode": "external", "external": {"endpoints": ["cache.example.com"]}}),
+         "spec.redis.external.endpoints[0]", "should match"),
+    Case("object-storage-endpoint-not-url",
+         spec(objectStorage={"mode": "external", "external": {
+             "endpoint": "s3.amazonaws.com",
+             "accessKeyId": {"name": "s", "key": "a"},
+             "secretAccessKey": {"name": "s", "key": "b"}}}),
+         "spec.objectStorage.external.endpoint", "should match"),
+    Case("bucket-name-invalid", spec(objectStorage={"buckets": {"assets": "Bad_Bucket"}}),
+         "spec.objectStorage.buckets.assets", "should match"),
+    Case("cdn-provider-unknown", spec(cdn={"provider": "akamai"}), "spec.cdn.provider",
+         "Unsupported value"),
+    Case("backup-schedule-six-fields",
+         spec(backup={"schedules": {"full": "0 0 1 * * *"}}),
+         "spec.backup.schedules.full", "should match"),
+    Case("backup-schedule-macro", spec(backup={"schedules": {"incremental": "@hourly"}}),
+         "spec.backup.schedules.incremental", "should match"),
+    Case("backup-rpo-too-short", spec(backup={"rpo": "10s"}), "spec.backup.rpo",
+         "must be between 1m and 24h"),
+    Case("backup-rpo-not-duration", spec(backup={"rpo": "15 minutes"}), "spec.backup.rpo",
+         "should match"),
+    Case("maintenance-start-invalid",
+         spec(maintenance={"windows": [{"days": ["Sat"], "start": "25:00"}]}),
+         "spec.maintenance.windows[0].start", "should match"),
+    Case("maintenance-day-unknown",
+         spec(maintenance={"windows": [{"days": ["Someday"], "start": "02:00"}]}),
+         "spec.maintenance.windows[0].days[0]", "Unsupported value"),
+    Case("monitoring-percent-out-of-range",
+         spec(monitoring={"thresholds": {"diskUsagePercent": "180"}}),
+         "spec.monitoring.thresholds.diskUsagePercent", "should match"),
+    Case("deletion-policy-unknown", spec(deletionPolicy="Destroy"), "spec.deletionPolicy",
+         "Unsupported value"),
+    Case("extra-env-reserved-name",
+         spec(api={"extraEnv": [{"name": "DATABASE_HOST", "value": "x"}]}),
+         "spec.api.extraEnv", "set by the operator"),
+    Case("name-not-dns-label", spec(), "metadata.name", "DNS-1035 label", name="9shop"),
+    Case("name-too-long", spec(), "metadata.name", "DNS-1035 label", name="s" * 41),
+]
+
+UPDATE_CASES = [
+    Case("storage-shrinks", spec(postgres={"storage": {"size": "5Gi"}}),
+         "spec.postgres.storage.size", "may grow but not shrink",
+         before=spec(postgres={"storage": {"size": "50Gi"}}), models_reject=False),
+    Case("storage-shrinks-below-default", spec(), "spec.postgres.storage.size",
+         "may grow but not shrink", before=spec(postgres={"storage": {"size": "20Gi"}}),
+         models_reject=False),
+    Case("postgres-mode-switch", spec(postgres={"mode": "external", "external": {
+        "host": "db.example.com", "username": {"name": "s", "key": "u"},
+        "password": {"name": "s", "key": "p"}}}),
+         "spec.postgres.mode", "is immutable", before=spec(), models_reject=False),
+    Case("postgres-major-lowered", spec(postgres={"majorVersion": 15}),
+         "spec.postgres.majorVersion", "never lowered", before=spec(), models_reject=False),
+    Case("redis-shards-shrink", spec(redis={"shards": 3}), "spec.redis.shards",
+         "may grow but not shrink", before=spec(redis={"shards": 5}), models_reject=False),
+    Case("storage-class-changed",
+         spec(postgres={"storage": {"storageClassName": "fast"}}),
+         "spec.postgres.storage.storageClassName", "is immutable", before=spec(),
+         models_reject=False),
+    Case("bucket-renamed", spec(objectStorage={"buckets": {"assets": "other-assets"}}),
+         "spec.objectStorage.buckets.assets", "is immutable", before=spec(),
+         models_reject=False),
+]
