@@ -1,0 +1,266 @@
+"""The only code that talks to the API server.
+
+A thin layer over the `kubernetes` package's dynamic client: list children by label,
+server-side apply with one field manager, create-once, delete with a UID precondition,
+status patches and Events. Failures come out as `TemporaryError` (retry later) or
+`PermanentError` (report and wait for a spec change), so callers never see HTTP codes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from urllib3.exceptions import HTTPError
+
+from pulsebase_operator.api import models
+
+FIELD_MANAGER = "pulsebase-operator"
+REPORTING_COMPONENT = "pulsebase-operator"
+_TIMEOUT = (5, 30)  # connect, read: one slow call must not stall a pass for minutes
+
+Object = dict[str, Any]
+
+
+class KubeError(Exception):
+    """An API call failed; `step` says what the operator was doing."""
+
+    def __init__(self, step: str, detail: str, status: int | None = None) -> None:
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+        self.detail = detail
+        self.status = status
+
+
+class TemporaryError(KubeError):
+    """Worth retrying: the server is unreachable, overloaded, or an object is in flux."""
+
+
+class PermanentError(KubeError):
+    """Retrying the same request will fail the same way (invalid object, forbidden)."""
+
+
+def _classify(step: str, error: Exception) -> KubeError:
+    status = getattr(error, "status", None)
+    detail = _reason(error)
+    if status is None or status in (409, 429) or status >= 500:
+        return TemporaryError(step, detail, status)
+    return PermanentError(step, detail, status)
+
+
+def _reason(error: Exception) -> str:
+    body = getattr(error, "body", None) or getattr(error, "summary", lambda: None)()
+    if isinstance(body, bytes | str):
+        text = body.decode() if isinstance(body, bytes) else body
+        # The API server's Status message names the field and the rule that failed.
+        try:
+            return str(json.loads(text).get("message", text))
+        except ValueError:
+            return text
+    return str(error)
+
+
+def load_config(kubeconfig: str | None = None) -> tuple[k8s.ApiClient, bool]:
+    """An API client from a kubeconfig file, or from the pod's service account.
+
+    The flag says whether the service account was used (its token rotates, so kopf
+    should read it itself rather than be handed a copy).
+    """
+    configuration = k8s.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return k8s.ApiClient(configuration), True
+        except k8s_config.ConfigException:
+            path = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
+            kubeconfig = os.path.expanduser(path)
+    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return k8s.ApiClient(configuration), False
+
+
+def connection_info(api_client: k8s.ApiClient) -> dict[str, Any]:
+    """The settings kopf's own client needs to act as the same user."""
+    cfg = api_client.configuration
+    token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    scheme, _, value = (token or "").partition(" ")
+    return {
+        "server": cfg.host,
+        "ca_path": cfg.ssl_ca_cert,
+        "insecure": not cfg.verify_ssl,
+        "certificate_path": cfg.cert_file,
+        "private_key_path": cfg.key_file,
+        "scheme": scheme if value else None,
+        "token": value or None,
+    }
+
+
+class Kube:
+    """Calls the operator makes, each one request (discovery is cached after first use)."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self._client = DynamicClient(api_client)
+        self._lock = threading.Lock()  # discovery's lazy cache is not thread-safe
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        with self._lock:
+            return self._client.resources.get(api_version=api_version, kind=kind)
+
+    def _call(self, step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, _request_timeout=_TIMEOUT, **kwargs)
+        except (ApiException, DynamicApiError) as error:
+            raise _classify(step, error) from error
+        except (HTTPError, OSError) as error:
+            raise TemporaryError(step, str(error)) from error
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
+        step = f"read {kind} {namespace}/{name}"
+        try:
+            resource = self._resource(api_version, kind)
+            found = self._call(step, resource.get, name=name, namespace=namespace)
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+        except ResourceNotFoundError as error:
+            raise PermanentError(step, f"the API server does not serve {kind}") from error
+        return _plain(found)
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Object]:
+        step = f"list {kind} in {namespace}"
+        try:
+            resource = self._resource(api_version, kind)
+        except ResourceNotFoundError as error:
+            raise PermanentError(step, f"the API server does not serve {kind}") from error
+        found = self._call(step, resource.get, namespace=namespace, label_selector=selector)
+        items: list[Object] = _plain(found).get("items") or []
+        for item in items:  # list items come without their type
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def apply(self, obj: Object) -> Object:
+        """Server-side apply, taking ownership of the fields we set (force)."""
+        meta = obj["metadata"]
+        step = f"apply {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        applied = self._call(
+            step,
+            resource.server_side_apply,
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return _plain(applied)
+
+    def create(self, obj: Object) -> Object | None:
+        """Create if absent; None when it already exists (never overwrite)."""
+        meta = obj["metadata"]
+        step = f"create {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        try:
+            created = self._call(
+                step,
+                resource.create,
+                body=obj,
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+            )
+        except KubeError as error:
+            if error.status == 409:
+                return None
+            raise
+        return _plain(created)
+
+    def delete(self, obj: Object) -> None:
+        """Delete exactly this object (UID precondition), its dependents in background."""
+        meta = obj["metadata"]
+        step = f"delete {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        body = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": meta["uid"]},
+        }
+        try:
+            self._call(
+                step, resource.delete, name=meta["name"], namespace=meta.get("namespace"),
+                body=body,
+            )
+        except KubeError as error:
+            if error.status not in (404, 409):  # already gone, or replaced meanwhile
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Object:
+        step = f"write status of {models.KIND} {namespace}/{name}"
+        resource = self._resource(models.API_VERSION, models.KIND)
+        patched = self._call(
+            step,
+            resource.status.patch,
+            body={"status": dict(status)},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
+        return _plain(patched)
+
+    def post_event(
+        self,
+        *,
+        owner: Object,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        correlation_id: str | None = None,
+    ) -> None:
+        """An Event on the PulseBase, as `kubectl describe` shows it."""
+        meta = owner["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event: Object = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{meta['name']}.",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": REPORTING_COMPONENT},
+            "reportingComponent": REPORTING_COMPONENT,
+            "reportingInstance": REPORTING_COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        if correlation_id:
+            event["metadata"]["annotations"] = {"pulsebase.io/correlation-id": correlation_id}
+        resource = self._resource("v1", "Event")
+        self._call(f"post event {reason}", resource.create, body=event,
+                   namespace=meta["namespace"])
+
+
+def _plain(found: Any) -> Any:
+    """ResourceInstance -> plain dicts and lists."""
+    return found.to_dict() if hasattr(found, "to_dict") else found

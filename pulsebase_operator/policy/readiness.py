@@ -1,0 +1,278 @@
+"""From what the cluster reports to what status says: per workload, per component,
+and for the whole stack (phase, conditions, one-sentence message).
+
+Pure: the live objects, the previous conditions and the current time come in as
+arguments, so every outcome is a unit test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pulsebase_operator.api import models
+from pulsebase_operator.render.parts import Component, Workload
+
+CONDITION_OF = {
+    "postgres": "PostgresReady",
+    "redis": "RedisReady",
+    "objectStorage": "ObjectStorageReady",
+    "api": "ApiReady",
+    "cdn": "CdnReady",
+}
+TITLE_OF = {
+    "postgres": "PostgreSQL",
+    "redis": "Redis",
+    "objectStorage": "object storage",
+    "api": "the API",
+    "cdn": "the CDN",
+}
+
+
+class State(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    state: State
+    message: str
+    replicas: int | None = None
+    ready_replicas: int | None = None
+
+
+def _generation_seen(obj: Mapping[str, Any]) -> bool:
+    observed = obj.get("status", {}).get("observedGeneration")
+    return observed is not None and observed >= obj["metadata"].get("generation", 0)
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond  # type: ignore[no-any-return]
+    return None
+
+
+def assess(workload: Workload, live: Mapping[str, Any] | None) -> Assessment:
+    label = f"{workload.kind} {workload.name}"
+    if live is None:
+        return Assessment(State.PROGRESSING, f"{label} is being created")
+    if workload.kind == "Job":
+        return _assess_job(label, live)
+    return _assess_replicas(label, live)
+
+
+def _assess_job(label: str, live: Mapping[str, Any]) -> Assessment:
+    status = live.get("status", {})
+    if status.get("succeeded"):
+        return Assessment(State.READY, f"{label} completed")
+    failed = _condition(live, "Failed")
+    if failed and failed.get("status") == "True":
+        reason = failed.get("message") or failed.get("reason") or "it failed"
+        return Assessment(State.FAILED, f"{label} failed: {reason}")
+    return Assessment(State.PROGRESSING, f"{label} is running")
+
+
+def _assess_replicas(label: str, live: Mapping[str, Any]) -> Assessment:
+    want = live.get("spec", {}).get("replicas", 1)
+    status = live.get("status", {})
+    ready = status.get("readyReplicas", 0)
+    updated = status.get("updatedReplicas", 0)
+    counts = {"replicas": want, "ready_replicas": ready}
+
+    progress = _condition(live, "Progressing")
+    if progress and progress.get("reason") == "ProgressDeadlineExceeded":
+        return Assessment(State.FAILED, f"{label} stopped progressing: "
+                          f"{progress.get('message', '')}".rstrip(": "), **counts)
+    failure = _condition(live, "ReplicaFailure")
+    if failure and failure.get("status") == "True":
+        return Assessment(State.FAILED, f"{label}: {failure.get('message', '')}", **counts)
+    if not _generation_seen(live):
+        return Assessment(State.PROGRESSING, f"{label} is picking up a change", **counts)
+    if updated < want:
+        return Assessment(State.PROGRESSING,
+                          f"{label} is rolling out ({updated}/{want} updated)", **counts)
+    if ready < want:
+        return Assessment(State.PROGRESSING,
+                          f"{label} has {ready}/{want} pods ready", **counts)
+    return Assessment(State.READY, f"{label} has {ready}/{want} pods ready", **counts)
+
+
+def component_status(
+    component: Component,
+    live: Mapping[tuple[str, str], Mapping[str, Any]],
+    problem: str | None = None,
+) -> tuple[State, models.ComponentStatus]:
+    """The state of one component: its worst workload, or a configuration problem."""
+    if component.mode == "disabled":
+        return State.READY, models.ComponentStatus(mode="disabled", ready=True)
+    assessments = [assess(w, live.get((w.kind, w.name))) for w in component.workloads]
+    first = assessments[0] if assessments else None
+    if problem is not None:
+        state, message = State.FAILED, problem
+    elif not assessments:
+        state, message = State.READY, f"external, at {component.endpoint}"
+    else:
+        worst = _worst(assessments)
+        state, message = worst.state, worst.message
+    return state, models.ComponentStatus(
+        mode=component.mode,
+        ready=state is State.READY,
+        replicas=first.replicas if first else None,
+        ready_replicas=first.ready_replicas if first else None,
+        endpoint=component.endpoint,
+        message=message,
+    )
+
+
+def _worst(assessments: Sequence[Assessment]) -> Assessment:
+    order = {State.FAILED: 0, State.PROGRESSING: 1, State.READY: 2}
+    return min(assessments, key=lambda a: order[a.state])
+
+
+def condition(
+    *,
+    kind: str,
+    true: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous: Sequence[Mapping[str, Any]],
+    now: str,
+) -> models.Condition:
+    """A condition whose lastTransitionTime moves only when its status does."""
+    status = "True" if true else "False"
+    since = now
+    for old in previous:
+        if old.get("type") == kind and old.get("status") == status:
+            since = old.get("lastTransitionTime") or now
+    return models.Condition(
+        type=kind, status=status, reason=reason, message=message,
+        last_transition_time=since, observed_generation=generation,
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: models.PulseBaseStatus
+    decision: str  # the one sentence logged and shown as status.message
+
+
+def stack_status(
+    *,
+    pb: models.PulseBase,
+    components: Sequence[Component],
+    live: Mapping[tuple[str, str], Mapping[str, Any]],
+    buckets: models.BucketStatus,
+    previous: Mapping[str, Any],
+    now: str,
+    problems: Mapping[str, str] | None = None,
+    error: str | None = None,
+) -> Verdict:
+    problems = problems or {}
+    generation = pb.metadata.generation
+    old_conditions = previous.get("conditions") or []
+    cond = _condition_factory(generation=generation, previous=old_conditions, now=now)
+
+    states: dict[str, State] = {}
+    statuses: dict[str, models.ComponentStatus] = {}
+    conditions: list[models.Condition] = []
+    for component in components:
+        state, status = component_status(component, live, problems.get(component.name))
+        states[component.name], statuses[component.name] = state, status
+        conditions.append(cond(CONDITION_OF[component.name], state is State.READY,
+                               state.value, status.message))
+
+    in_use = [c.name for c in components if c.mode != "disabled"]
+    ready = [n for n in in_use if states[n] is State.READY]
+    failed = [n for n in in_use if states[n] is State.FAILED]
+    waiting = [n for n in in_use if states[n] is State.PROGRESSING]
+
+    if error is not None:
+        phase, decision = models.Phase.DEGRADED, f"The last pass failed: {error}"
+    elif failed:
+        phase = models.Phase.DEGRADED
+        decision = f"{_names(failed).capitalize()} failed: {statuses[failed[0]].message}."
+    elif waiting:
+        phase = models.Phase.PROGRESSING
+        decision = f"Waiting for {_names(waiting)}: {statuses[waiting[0]].message}."
+    else:
+        phase, decision = models.Phase.READY, "All components are ready."
+
+    conditions[:0] = [
+        cond("Ready", phase is models.Phase.READY, phase.value, decision),
+        cond("Progressing", bool(waiting), "Converging" if waiting else "Converged",
+             f"Waiting for {_names(waiting)}." if waiting else "Nothing left to do."),
+        cond("Degraded", bool(failed) or error is not None,
+             "ComponentFailed" if failed else ("PassFailed" if error else "AsExpected"),
+             decision if failed or error else "No component has failed."),
+    ]
+
+    old_version = previous.get("version")
+    version = pb.spec.version if states.get("api") is State.READY else old_version
+    return Verdict(
+        status=models.PulseBaseStatus(
+            observed_generation=generation,
+            phase=phase,
+            message=decision,
+            version=version,
+            ready_components=f"{len(ready)}/{len(in_use)}",
+            conditions=conditions,
+            components=statuses,
+            buckets=buckets,
+            backup=_keep(previous, "backup", models.BackupStatus),
+            health=previous.get("health"),
+        ),
+        decision=decision,
+    )
+
+
+def _condition_factory(
+    *, generation: int | None, previous: Sequence[Mapping[str, Any]], now: str
+) -> Any:
+    def make(kind: str, true: bool, reason: str, message: str) -> models.Condition:
+        return condition(kind=kind, true=true, reason=reason, message=message,
+                         generation=generation, previous=previous, now=now)
+    return make
+
+
+def _keep(previous: Mapping[str, Any], field: str, model: type[models.Model]) -> Any:
+    """Parts of status other passes own (backups, health) are carried over unchanged."""
+    value = previous.get(field)
+    return model.model_validate(value) if value else None
+
+
+def _names(components: Sequence[str]) -> str:
+    titles = [TITLE_OF[c] for c in components]
+    if len(titles) == 1:
+        return titles[0]
+    return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+def failed_status(
+    *, pb_body: Mapping[str, Any], previous: Mapping[str, Any], reason: str, message: str,
+    now: str,
+) -> dict[str, Any]:
+    """Status for a spec the operator cannot act on at all (nothing was changed)."""
+    generation = pb_body.get("metadata", {}).get("generation")
+    old = previous.get("conditions") or []
+    ready = condition(kind="Ready", true=False, reason=reason, message=message,
+                      generation=generation, previous=old, now=now)
+    degraded = condition(kind="Degraded", true=True, reason=reason, message=message,
+                         generation=generation, previous=old, now=now)
+    kept = [c for c in old if c.get("type") not in ("Ready", "Degraded")]
+    return {
+        **previous,
+        "observedGeneration": generation,
+        "phase": models.Phase.FAILED.value,
+        "message": message,
+        "conditions": [dump(ready), dump(degraded), *kept],
+    }
+
+
+def dump(model: models.Model) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,147 @@
+"""kopf wiring: one long-lived worker per PulseBase, woken by anything that matters.
+
+kopf's change-detecting handlers (on.create/on.update) keep their own bookkeeping in
+annotations, which would mean a write on every pass. Instead each PulseBase gets a
+daemon that runs the same level-based pass (`stack.reconcile`) whenever it is woken: by
+an event on the PulseBase itself, by an event on one of its workloads (so status follows
+readiness within seconds), or by the resync timer that corrects drift. Bursts of events
+collapse into one pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+import structlog
+
+from pulsebase_operator.api import models
+from pulsebase_operator.kube.client import Kube, PermanentError, TemporaryError
+from pulsebase_operator.reconcile import stack
+from pulsebase_operator.render import labels
+
+log = structlog.get_logger("pulsebase_operator.reconcile")
+
+DEBOUNCE_SECONDS = 0.3
+MAX_BACKOFF_SECONDS = 120.0
+
+
+@dataclass
+class Options:
+    """What `pulsebase-operator run` configures before kopf starts."""
+
+    kube: Kube | None = None
+    connection: kopf.ConnectionInfo | None = None  # None: the pod's service account
+    resync_seconds: float = 60.0
+
+
+OPTIONS = Options()
+_wakeups: dict[tuple[str, str], asyncio.Event] = {}
+
+
+def _wake(namespace: str | None, name: str | None) -> None:
+    if namespace and name and (event := _wakeups.get((namespace, name))):
+        event.set()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = f"{models.GROUP}/finalizer"
+    # Events are posted by the pass itself, with a reason a person can act on.
+    settings.posting.level = logging.ERROR
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's watches use the same identity as the passes' requests."""
+    if OPTIONS.connection is not None:
+        return OPTIONS.connection
+    return kopf.login_with_service_account(**kwargs)  # type: ignore[no-any-return]
+
+
+@kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
+def pulsebase_changed(namespace: str | None, name: str | None, **_: Any) -> None:
+    _wake(namespace, name)
+
+
+def _workload_changed(namespace: str | None, labels_: Mapping[str, str], **_: Any) -> None:
+    _wake(namespace, labels_.get(labels.INSTANCE))
+
+
+_OURS = {"app.kubernetes.io/managed-by": labels.MANAGED_BY}
+for _group, _plural in (("apps", "statefulsets"), ("apps", "deployments"), ("batch", "jobs")):
+    kopf.on.event(_group, "v1", _plural, labels=_OURS, id=f"wake-on-{_plural}")(
+        lambda namespace, labels, **kw: _workload_changed(namespace, labels)
+    )
+
+
+@kopf.daemon(models.GROUP, models.VERSION, models.PLURAL, cancellation_timeout=5.0)
+async def keep_stack(
+    body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    kube = OPTIONS.kube
+    assert kube is not None, "run() sets the API client before kopf starts"
+    wake = _wakeups.setdefault((namespace, name), asyncio.Event())
+    failures = 0
+    try:
+        while not stopped:
+            wake.clear()
+            delay = await _one_pass(kube, _snapshot(body), failures)
+            failures = failures + 1 if delay is None else 0
+            if delay is None:
+                delay = min(2.0 ** failures, MAX_BACKOFF_SECONDS)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+                await asyncio.sleep(DEBOUNCE_SECONDS)
+            except TimeoutError:
+                pass
+    finally:
+        _wakeups.pop((namespace, name), None)
+
+
+async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | None:
+    """Run a pass off the event loop; the delay to the next one, None after a failure."""
+    meta = body["metadata"]
+    correlation_id = uuid.uuid4().hex[:16]
+    structlog.contextvars.bind_contextvars(
+        namespace=meta["namespace"], name=meta["name"], correlation_id=correlation_id
+    )
+    started = time.monotonic()
+    try:
+        outcome = await asyncio.to_thread(
+            stack.reconcile, kube, body, correlation_id=correlation_id
+        )
+        level = logging.INFO if outcome.changes else logging.DEBUG
+        log.log(level, "pass complete", decision=outcome.decision, phase=outcome.phase,
+                changes=outcome.changes, writes=outcome.writes,
+                seconds=round(time.monotonic() - started, 3))
+        return OPTIONS.resync_seconds
+    except TemporaryError as error:
+        log.warning("pass deferred", step=error.step, reason=error.detail, attempt=failures + 1)
+        return None
+    except PermanentError as error:
+        log.error("pass failed", step=error.step, reason=error.detail)
+        await asyncio.to_thread(stack.report_failure, kube, body, error=error,
+                                correlation_id=correlation_id)
+        return OPTIONS.resync_seconds
+    finally:
+        structlog.contextvars.unbind_contextvars("namespace", "name", "correlation_id")
+
+
+def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain copy of kopf's live view, so a pass sees one consistent object."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+    return plain(body)  # type: ignore[no-any-return]

@@ -1,0 +1,213 @@
+"""One reconcile pass: the current spec -> the whole desired stack -> the cluster -> status.
+
+Level-based: creation, updates, resumption after a restart and periodic drift
+correction all run this same pass. It reads the children, writes only what differs,
+and reports one decision sentence.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from pulsebase_operator.api import models
+from pulsebase_operator.kube.client import Kube, PermanentError
+from pulsebase_operator.policy import readiness, sync
+from pulsebase_operator.render import labels, stack
+from pulsebase_operator.render.parts import GeneratedSecret
+
+log = structlog.get_logger("pulsebase_operator.reconcile")
+
+# Every kind a builder may emit; the pass lists each once to compare and prune.
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "Deployment"),
+    ("batch/v1", "Job"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+
+
+@dataclass
+class Outcome:
+    decision: str
+    phase: str
+    writes: int = 0
+    changes: list[str] = field(default_factory=list)
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reconcile(
+    kube: Kube,
+    body: Mapping[str, Any],
+    *,
+    correlation_id: str,
+    now: Callable[[], str] = utcnow,
+) -> Outcome:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    previous = dict(body.get("status") or {})
+    writes = 0
+
+    def event(reason: str, message: str, warning: bool = False) -> None:
+        nonlocal writes
+        kube.post_event(owner=dict(body), reason=reason, message=message, warning=warning,
+                        correlation_id=correlation_id)
+        writes += 1
+
+    # A spec the models reject is reported, and nothing in the cluster is touched.
+    try:
+        pb = models.PulseBase.from_body(dict(body))
+    except ValidationError as error:
+        message = f"The spec is invalid: {_first_error(error)}"
+        status = readiness.failed_status(pb_body=body, previous=previous,
+                                         reason="InvalidSpec", message=message, now=now())
+        if _differs(previous, status):
+            kube.patch_status(namespace, name, status)
+            event("InvalidSpec", message, warning=True)
+            writes += 1
+        return Outcome(decision=message, phase=models.Phase.FAILED.value, writes=writes)
+
+    rendered = stack.render(pb)
+
+    # Credentials first: every pod that starts references them.
+    existing = {s["metadata"]["name"]
+                for s in kube.list("v1", "Secret", namespace, labels.prune_selector(name))}
+    for secret in rendered.secrets:
+        if secret.name not in existing and _create_secret(kube, secret):
+            writes += 1
+            event("CreatedSecret", f"Generated credentials in Secret {secret.name}")
+
+    # Secrets the user points at must exist before pods can start; say which is missing.
+    problems = _missing_references(kube, pb)
+
+    # Compare, then apply only what differs and prune what is no longer desired.
+    selector = labels.prune_selector(name)
+    live = [obj for api_version, kind in CHILD_KINDS
+            for obj in kube.list(api_version, kind, namespace, selector)]
+    the_plan = sync.plan(desired=rendered.objects, live=live, owner=body)
+    live_by_key = {sync.key(obj): obj for obj in live}
+    changes: list[str] = []
+    for obj in the_plan.apply:
+        verb = "Updated" if sync.key(obj) in live_by_key else "Created"
+        live_by_key[sync.key(obj)] = kube.apply(obj)
+        writes += 1
+        changes.append(f"{verb.lower()} {obj['kind']} {obj['metadata']['name']}")
+        event(verb, f"{verb} {obj['kind']} {obj['metadata']['name']}")
+    for obj in the_plan.replace:
+        kube.delete(obj)
+        writes += 1
+        changes.append(f"replacing {obj['kind']} {obj['metadata']['name']}")
+        event("Replacing", f"Deleted {obj['kind']} {obj['metadata']['name']} to create it "
+              "anew: its spec changed and cannot be updated in place")
+    for obj in the_plan.prune:
+        kube.delete(obj)
+        writes += 1
+        live_by_key.pop(sync.key(obj), None)
+        changes.append(f"pruned {obj['kind']} {obj['metadata']['name']}")
+        event("Pruned", f"Deleted {obj['kind']} {obj['metadata']['name']}, no longer desired")
+
+    # Status from what the cluster reports now.
+    verdict = readiness.stack_status(
+        pb=pb, components=rendered.components, live=live_by_key, buckets=rendered.buckets,
+        previous=previous, now=now(), problems=problems,
+    )
+    status = readiness.dump(verdict.status)
+    if _differs(previous, status):
+        kube.patch_status(namespace, name, status)
+        writes += 1
+        if previous.get("phase") != status["phase"]:
+            phase = status["phase"]
+            event(phase, verdict.decision, warning=phase in ("Degraded", "Failed"))
+    return Outcome(decision=verdict.decision, phase=status["phase"], writes=writes,
+                   changes=changes)
+
+
+def report_failure(
+    kube: Kube, body: Mapping[str, Any], *, error: PermanentError, correlation_id: str,
+    now: Callable[[], str] = utcnow,
+) -> None:
+    """A step the API server refused: say so in status, once, with the step and reason."""
+    meta = body["metadata"]
+    previous = dict(body.get("status") or {})
+    message = f"Could not {error.step}: {error.detail}"
+    status = readiness.failed_status(pb_body=body, previous=previous, reason="ApplyFailed",
+                                     message=message, now=now())
+    status["phase"] = models.Phase.DEGRADED.value
+    if _differs(previous, status):
+        kube.patch_status(meta["namespace"], meta["name"], status)
+        kube.post_event(owner=dict(body), reason="ApplyFailed", message=message,
+                        warning=True, correlation_id=correlation_id)
+
+
+def _differs(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return any(previous.get(k) != v for k, v in status.items())
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}"
+
+
+def _create_secret(kube: Kube, secret: GeneratedSecret) -> bool:
+    """Create the Secret with fresh values; False when it exists already (a race).
+
+    The Secret has no owner reference: credentials outlive the PulseBase, like the
+    volumes whose data they protect (a retained database still expects its passwords).
+    """
+    values = {key: secrets.token_urlsafe(length)[:length] for key, length in secret.random_keys}
+    for key, template in secret.templates:
+        values[key] = template.format(**values)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": secret.name, "namespace": secret.namespace,
+                     "labels": dict(secret.labels)},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())},
+    }
+    return kube.create(body) is not None
+
+
+def _missing_references(kube: Kube, pb: models.PulseBase) -> dict[str, str]:
+    namespace = pb.metadata.namespace
+    problems: dict[str, str] = {}
+    for component, refs in _references(pb).items():
+        for ref in refs:
+            found = kube.get("v1", "Secret", namespace, ref.name)
+            if found is None:
+                problems[component] = f"Secret {ref.name} does not exist"
+            elif ref.key not in (found.get("data") or {}):
+                problems[component] = f"Secret {ref.name} has no key {ref.key}"
+            else:
+                continue
+            break
+    return problems
+
+
+def _references(pb: models.PulseBase) -> dict[str, list[models.SecretKeyRef]]:
+    spec = pb.spec
+    refs: dict[str, list[models.SecretKeyRef]] = {}
+    if spec.postgres.external is not None:
+        refs["postgres"] = [spec.postgres.external.username, spec.postgres.external.password]
+    if spec.redis.external is not None and spec.redis.external.password is not None:
+        refs["redis"] = [spec.redis.external.password]
+    if spec.object_storage.external is not None:
+        external = spec.object_storage.external
+        refs["objectStorage"] = [external.access_key_id, external.secret_access_key]
+    return refs

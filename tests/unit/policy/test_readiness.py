@@ -1,0 +1,206 @@
+"""What status says for each state of the workloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulsebase_operator.api import models
+from pulsebase_operator.policy import readiness
+from pulsebase_operator.policy.readiness import State
+from pulsebase_operator.render.parts import Component, Workload
+
+NOW = "2026-12-03T10:00:00Z"
+LATER = "2026-12-03T10:05:00Z"
+
+
+def statefulset(
+    ready: int, want: int = 3, updated: int | None = None, observed: int = 1
+) -> dict[str, Any]:
+    return {
+        "kind": "StatefulSet",
+        "metadata": {"name": "shop-postgres", "generation": 1},
+        "spec": {"replicas": want},
+        "status": {
+            "readyReplicas": ready,
+            "updatedReplicas": want if updated is None else updated,
+            "observedGeneration": observed,
+        },
+    }
+
+
+def job(succeeded: int = 0, failed_message: str | None = None) -> dict[str, Any]:
+    conditions = (
+        [{"type": "Failed", "status": "True", "message": failed_message}] if failed_message else []
+    )
+    return {
+        "kind": "Job",
+        "metadata": {"name": "shop-redis-init"},
+        "status": {"succeeded": succeeded, "conditions": conditions},
+    }
+
+
+PG = Workload("StatefulSet", "shop-postgres")
+INIT = Workload("Job", "shop-redis-init")
+
+
+def test_a_statefulset_with_all_pods_ready_is_ready() -> None:
+    assert readiness.assess(PG, statefulset(ready=3)).state is State.READY
+
+
+def test_a_missing_workload_is_being_created() -> None:
+    result = readiness.assess(PG, None)
+    assert result.state is State.PROGRESSING and "being created" in result.message
+
+
+def test_unobserved_generation_is_progressing_even_if_pods_are_ready() -> None:
+    live = statefulset(ready=3, observed=0)
+    assert readiness.assess(PG, live).state is State.PROGRESSING
+
+
+def test_partial_readiness_says_how_many() -> None:
+    result = readiness.assess(PG, statefulset(ready=1))
+    assert result.state is State.PROGRESSING and "1/3" in result.message
+
+
+def test_a_deployment_past_its_deadline_has_failed() -> None:
+    live = {
+        "kind": "Deployment",
+        "metadata": {"name": "shop-api", "generation": 2},
+        "spec": {"replicas": 2},
+        "status": {
+            "observedGeneration": 2,
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": "ReplicaSet has timed out progressing.",
+                }
+            ],
+        },
+    }
+    result = readiness.assess(Workload("Deployment", "shop-api"), live)
+    assert result.state is State.FAILED and "timed out" in result.message
+
+
+def test_jobs_are_ready_when_they_succeeded_and_failed_with_their_reason() -> None:
+    assert readiness.assess(INIT, job(succeeded=1)).state is State.READY
+    failed = readiness.assess(INIT, job(failed_message="BackoffLimitExceeded"))
+    assert failed.state is State.FAILED and "BackoffLimitExceeded" in failed.message
+
+
+def pb() -> models.PulseBase:
+    return models.PulseBase.from_body(
+        {
+            "metadata": {"name": "shop", "namespace": "prod", "generation": 4},
+            "spec": {"version": "2.4.1"},
+        }
+    )
+
+
+BUCKETS = models.BucketStatus(assets="shop-assets", backups="shop-backups")
+COMPONENTS = [
+    Component("postgres", "managed", "shop-postgres-rw.prod.svc:5432", (PG,)),
+    Component(
+        "redis",
+        "managed",
+        "shop-redis.prod.svc:6379",
+        (Workload("StatefulSet", "shop-redis"), INIT),
+    ),
+    Component("cdn", "disabled", None),
+]
+
+
+def live_all_ready() -> dict[tuple[str, str], Any]:
+    redis = statefulset(ready=6, want=6)
+    redis["metadata"]["name"] = "shop-redis"
+    return {
+        ("StatefulSet", "shop-postgres"): statefulset(ready=3),
+        ("StatefulSet", "shop-redis"): redis,
+        ("Job", "shop-redis-init"): job(succeeded=1),
+    }
+
+
+def conditions(status: models.PulseBaseStatus) -> dict[str, models.Condition]:
+    return {c.type: c for c in status.conditions}
+
+
+def test_everything_ready_makes_the_stack_ready() -> None:
+    verdict = readiness.stack_status(
+        pb=pb(), components=COMPONENTS, live=live_all_ready(), buckets=BUCKETS, previous={}, now=NOW
+    )
+    status = verdict.status
+    assert status.phase is models.Phase.READY
+    assert status.ready_components == "2/2"  # the disabled CDN is not counted
+    assert status.observed_generation == 4
+    assert status.version is None  # no API component here, so no running release is claimed
+    conds = conditions(status)
+    assert conds["Ready"].status == "True"
+    assert conds["Progressing"].status == "False" and conds["Degraded"].status == "False"
+    assert conds["PostgresReady"].status == "True" and conds["CdnReady"].status == "True"
+    assert verdict.decision == "All components are ready."
+
+
+def test_a_waiting_component_is_named_in_the_decision() -> None:
+    live = live_all_ready()
+    live[("StatefulSet", "shop-postgres")] = statefulset(ready=1)
+    verdict = readiness.stack_status(
+        pb=pb(), components=COMPONENTS, live=live, buckets=BUCKETS, previous={}, now=NOW
+    )
+    assert verdict.status.phase is models.Phase.PROGRESSING
+    assert verdict.decision.startswith("Waiting for PostgreSQL")
+    assert "1/3" in verdict.decision
+
+
+def test_a_missing_secret_reference_degrades_the_component() -> None:
+    verdict = readiness.stack_status(
+        pb=pb(),
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous={},
+        now=NOW,
+        problems={"postgres": "Secret db has no key password"},
+    )
+    assert verdict.status.phase is models.Phase.DEGRADED
+    assert conditions(verdict.status)["PostgresReady"].reason == "Failed"
+    assert "no key password" in verdict.decision
+
+
+def test_transition_time_moves_only_when_a_condition_flips() -> None:
+    first = readiness.stack_status(
+        pb=pb(), components=COMPONENTS, live=live_all_ready(), buckets=BUCKETS, previous={}, now=NOW
+    )
+    previous = readiness.dump(first.status)
+    same = readiness.stack_status(
+        pb=pb(),
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous=previous,
+        now=LATER,
+    )
+    assert readiness.dump(same.status) == previous  # nothing to write on a steady pass
+    live = live_all_ready()
+    live[("StatefulSet", "shop-postgres")] = statefulset(ready=2)
+    flipped = readiness.stack_status(
+        pb=pb(), components=COMPONENTS, live=live, buckets=BUCKETS, previous=previous, now=LATER
+    )
+    conds = conditions(flipped.status)
+    assert conds["Ready"].last_transition_time == LATER
+    assert conds["RedisReady"].last_transition_time == NOW
+
+
+def test_status_written_by_other_passes_is_kept() -> None:
+    previous = {"backup": {"lastFull": "2026-12-03T01:00:00Z"}, "health": {"x": 1}}
+    verdict = readiness.stack_status(
+        pb=pb(),
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous=previous,
+        now=NOW,
+    )
+    dumped = readiness.dump(verdict.status)
+    assert dumped["backup"]["lastFull"] == "2026-12-03T01:00:00Z"
+    assert dumped["health"] == {"x": 1}
