@@ -183,15 +183,16 @@ class Kube:
             raise
         return _plain(created)
 
-    def delete(self, obj: Object) -> None:
-        """Delete exactly this object (UID precondition), its dependents in background."""
+    def delete(self, obj: Object, propagation: str = "Background") -> None:
+        """Delete exactly this object (UID precondition); dependents in the background,
+        or left in place with `propagation="Orphan"`."""
         meta = obj["metadata"]
         step = f"delete {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
         resource = self._resource(obj["apiVersion"], obj["kind"])
         body = {
             "kind": "DeleteOptions",
             "apiVersion": "v1",
-            "propagationPolicy": "Background",
+            "propagationPolicy": propagation,
             "preconditions": {"uid": meta["uid"]},
         }
         try:
@@ -202,6 +203,21 @@ class Kube:
         except KubeError as error:
             if error.status not in (404, 409):  # already gone, or replaced meanwhile
                 raise
+
+    def grow_claim(self, claim: Object, size: str) -> None:
+        """Ask for a larger volume; the storage class must allow expansion."""
+        meta = claim["metadata"]
+        step = f"resize PersistentVolumeClaim {meta['namespace']}/{meta['name']} to {size}"
+        resource = self._resource("v1", "PersistentVolumeClaim")
+        self._call(
+            step,
+            resource.patch,
+            body={"spec": {"resources": {"requests": {"storage": size}}}},
+            name=meta["name"],
+            namespace=meta["namespace"],
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Object:
         step = f"write status of {models.KIND} {namespace}/{name}"

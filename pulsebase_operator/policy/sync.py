@@ -22,9 +22,32 @@ from pulsebase_operator.render.labels import APPLIED_HASH
 Object = dict[str, Any]
 Key = tuple[str, str]  # kind, name
 
-# Kinds whose spec cannot be changed in place: a changed one is deleted and created
-# again on the next pass (their builders make them safe to run twice).
-REPLACED_NOT_PATCHED = frozenset({"Job"})
+
+@dataclass(frozen=True)
+class Replacement:
+    """A live object to delete so that the next pass creates it anew.
+
+    Jobs cannot change their template (their scripts are safe to run twice, so the new
+    one just runs); StatefulSets cannot change their volume claim templates, so a grown
+    volume means: resize the claims, delete the StatefulSet but orphan its pods, and
+    let the new StatefulSet adopt them. No pod restarts.
+    """
+
+    live: Object
+    propagation: str  # Background or Orphan
+    grow_claims_to: str | None = None  # the new size, for StatefulSets
+
+
+def _replacement(current: Object, desired: Object) -> Replacement | None:
+    if desired["kind"] == "Job":
+        return Replacement(current, "Background")
+    if desired["kind"] == "StatefulSet":
+        want = desired["spec"].get("volumeClaimTemplates") or []
+        have = current.get("spec", {}).get("volumeClaimTemplates") or []
+        if not covers(have, want):
+            sizes = [t["spec"]["resources"]["requests"]["storage"] for t in want]
+            return Replacement(current, "Orphan", max(sizes, key=_quantity) if sizes else None)
+    return None
 
 
 def key(obj: Mapping[str, Any]) -> Key:
@@ -92,7 +115,7 @@ def covers(have: Any, want: Any) -> bool:
     if isinstance(want, list):
         if not isinstance(have, list):
             return _is_zero(want) and _is_zero(have)
-        return len(want) == len(have) and all(covers(h, w) for h, w in zip(have, want))
+        return len(want) == len(have) and all(covers(h, w) for h, w in zip(have, want, strict=True))
     return _same_scalar(want, have) or (_is_zero(want) and _is_zero(have))
 
 
@@ -105,7 +128,7 @@ def _owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
 class Plan:
     apply: tuple[Object, ...]  # stamped, ready to send
     prune: tuple[Object, ...]  # live objects to delete, no longer desired
-    replace: tuple[Object, ...]  # live objects to delete, to be created anew
+    replace: tuple[Replacement, ...]  # live objects to delete, to be created anew
     unchanged: int
 
     @property
@@ -122,7 +145,7 @@ def plan(
     live_by_key = {key(obj): obj for obj in live}
     owner_uid = owner["metadata"]["uid"]
     to_apply: list[Object] = []
-    to_replace: list[Object] = []
+    to_replace: list[Replacement] = []
     wanted: set[Key] = set()
     unchanged = 0
 
@@ -132,9 +155,10 @@ def plan(
         current = live_by_key.get(key(obj))
         if current is not None and _up_to_date(current, stamped):
             unchanged += 1
-        elif current is not None and obj["kind"] in REPLACED_NOT_PATCHED:
-            if not current["metadata"].get("deletionTimestamp"):
-                to_replace.append(current)
+        elif current is not None and current["metadata"].get("deletionTimestamp"):
+            pass  # being replaced already; the next pass creates it
+        elif current is not None and (replacement := _replacement(current, stamped)):
+            to_replace.append(replacement)
         else:
             to_apply.append(stamped)
 

@@ -64,7 +64,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's watches use the same identity as the passes' requests."""
     if OPTIONS.connection is not None:
         return OPTIONS.connection
-    return kopf.login_with_service_account(**kwargs)  # type: ignore[no-any-return]
+    return kopf.login_with_service_account(**kwargs)
 
 
 @kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
@@ -85,10 +85,11 @@ for _group, _plural in (("apps", "statefulsets"), ("apps", "deployments"), ("bat
 
 @kopf.daemon(models.GROUP, models.VERSION, models.PLURAL, cancellation_timeout=5.0)
 async def keep_stack(
-    body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any
+    body: kopf.Body, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     kube = OPTIONS.kube
     assert kube is not None, "run() sets the API client before kopf starts"
+    assert namespace is not None, "PulseBase is a namespaced resource"
     wake = _wakeups.setdefault((namespace, name), asyncio.Event())
     failures = 0
     try:
@@ -105,6 +106,19 @@ async def keep_stack(
                 pass
     finally:
         _wakeups.pop((namespace, name), None)
+
+
+@kopf.on.delete(models.GROUP, models.VERSION, models.PLURAL)
+async def release(body: kopf.Body, **_: Any) -> None:
+    kube = OPTIONS.kube
+    assert kube is not None, "run() sets the API client before kopf starts"
+    try:
+        deleted = await asyncio.to_thread(stack.release, kube, _snapshot(body))
+    except TemporaryError as error:
+        raise kopf.TemporaryError(str(error), delay=10) from error
+    if deleted:
+        log.info("released what owner references do not collect", deleted=deleted,
+                 namespace=body["metadata"]["namespace"], name=body["metadata"]["name"])
 
 
 async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | None:

@@ -18,9 +18,10 @@ import structlog
 from pydantic import ValidationError
 
 from pulsebase_operator.api import models
+from pulsebase_operator.api.quantity import parse_quantity
 from pulsebase_operator.kube.client import Kube, PermanentError
 from pulsebase_operator.policy import readiness, sync
-from pulsebase_operator.render import labels, stack
+from pulsebase_operator.render import labels, naming, postgres, stack
 from pulsebase_operator.render.parts import GeneratedSecret
 
 log = structlog.get_logger("pulsebase_operator.reconcile")
@@ -108,12 +109,10 @@ def reconcile(
         writes += 1
         changes.append(f"{verb.lower()} {obj['kind']} {obj['metadata']['name']}")
         event(verb, f"{verb} {obj['kind']} {obj['metadata']['name']}")
-    for obj in the_plan.replace:
-        kube.delete(obj)
-        writes += 1
+    for replacement in the_plan.replace:
+        writes += _replace(kube, replacement, event)
+        obj = replacement.live
         changes.append(f"replacing {obj['kind']} {obj['metadata']['name']}")
-        event("Replacing", f"Deleted {obj['kind']} {obj['metadata']['name']} to create it "
-              "anew: its spec changed and cannot be updated in place")
     for obj in the_plan.prune:
         kube.delete(obj)
         writes += 1
@@ -135,6 +134,66 @@ def reconcile(
             event(phase, verdict.decision, warning=phase in ("Degraded", "Failed"))
     return Outcome(decision=verdict.decision, phase=status["phase"], writes=writes,
                    changes=changes)
+
+
+def _replace(
+    kube: Kube, replacement: sync.Replacement, event: Callable[[str, str], None]
+) -> int:
+    """Delete an object whose change the API server cannot apply in place; the next
+    pass, woken by the deletion, creates it anew. Returns the writes made."""
+    obj = replacement.live
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    writes = 0
+    if replacement.grow_claims_to is not None:
+        for claim in _claims_of(kube, obj):
+            have = claim["spec"]["resources"]["requests"]["storage"]
+            if parse_quantity(have) < parse_quantity(replacement.grow_claims_to):
+                kube.grow_claim(claim, replacement.grow_claims_to)
+                writes += 1
+                event("ResizingVolume", f"Growing PersistentVolumeClaim "
+                      f"{claim['metadata']['name']} from {have} to {replacement.grow_claims_to}")
+    kube.delete(obj, propagation=replacement.propagation)
+    writes += 1
+    if replacement.propagation == "Orphan":
+        event("Replacing", f"Recreating {kind} {name} with new volume claim templates; "
+              "its pods keep running and are adopted by the new one")
+    else:
+        event("Replacing", f"Recreating {kind} {name}: its spec changed and cannot be "
+              "updated in place")
+    return writes
+
+
+def _claims_of(kube: Kube, statefulset: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The volume claims a StatefulSet made: named TEMPLATE-STATEFULSET-ORDINAL."""
+    meta, spec = statefulset["metadata"], statefulset["spec"]
+    selector = ",".join(f"{k}={v}" for k, v in spec["selector"]["matchLabels"].items())
+    prefixes = tuple(f"{t['metadata']['name']}-{meta['name']}-"
+                     for t in spec.get("volumeClaimTemplates") or [])
+    claims = kube.list("v1", "PersistentVolumeClaim", meta["namespace"], selector)
+    return [c for c in claims if c["metadata"]["name"].startswith(prefixes)]
+
+
+def release(kube: Kube, body: Mapping[str, Any]) -> list[str]:
+    """What deletion leaves behind, removed when `deletionPolicy: Delete` says so.
+
+    Owner references collect every rendered child, and the StatefulSets' claim retention
+    policy removes or keeps the volumes. Two things have no owner on purpose: generated
+    credentials and Patroni's state ConfigMaps. Under Retain both stay with the volumes
+    (a PulseBase recreated with the same name finds its data, passwords and cluster
+    state); under Delete they go too. Returns what was deleted.
+    """
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    policy = (body.get("spec") or {}).get("deletionPolicy", models.DeletionPolicy.RETAIN)
+    if policy != models.DeletionPolicy.DELETE:
+        return []
+    doomed = kube.list("v1", "Secret", namespace, labels.prune_selector(name))
+    patroni_state = f"{postgres.SCOPE_LABEL}={naming.postgres(name)}"
+    doomed += [cm for cm in kube.list("v1", "ConfigMap", namespace, patroni_state)
+               if labels.APPLIED_HASH not in (cm["metadata"].get("annotations") or {})]
+    for obj in doomed:
+        kube.delete(obj)
+    return [f"{obj['kind']} {obj['metadata']['name']}" for obj in doomed]
 
 
 def report_failure(

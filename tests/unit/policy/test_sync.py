@@ -133,7 +133,8 @@ def test_a_changed_job_is_replaced_not_patched() -> None:
     live["metadata"]["uid"] = "job-uid"
     result = sync.plan(desired=[job("echo two")], live=[live], owner=OWNER)
     assert result.apply == ()
-    assert [o["metadata"]["uid"] for o in result.replace] == ["job-uid"]
+    assert [(r.live["metadata"]["uid"], r.propagation) for r in result.replace] == [
+        ("job-uid", "Background")]
 
 
 def test_a_job_already_being_deleted_is_left_to_finish() -> None:
@@ -141,3 +142,28 @@ def test_a_job_already_being_deleted_is_left_to_finish() -> None:
     live["metadata"]["deletionTimestamp"] = "2026-12-03T10:00:00Z"
     result = sync.plan(desired=[job("echo two")], live=[live], owner=OWNER)
     assert result.empty
+
+
+def statefulset(size: str, replicas: int = 3) -> dict[str, Any]:
+    claim = {"metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": size}}}}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "shop-postgres", "namespace": "prod"},
+            "spec": {"replicas": replicas, "volumeClaimTemplates": [claim]}}
+
+
+def test_a_grown_volume_recreates_the_statefulset_orphaning_its_pods() -> None:
+    live = copy.deepcopy(sync.stamp(statefulset("50Gi"), OWNER))
+    result = sync.plan(desired=[statefulset("60Gi")], live=[live], owner=OWNER)
+    (replacement,) = result.replace
+    assert replacement.propagation == "Orphan"
+    assert replacement.grow_claims_to == "60Gi"
+    assert result.apply == ()
+
+
+def test_other_statefulset_changes_are_patched_in_place() -> None:
+    live = copy.deepcopy(sync.stamp(statefulset("50Gi"), OWNER))
+    result = sync.plan(desired=[statefulset("50Gi", replicas=5)], live=[live], owner=OWNER)
+    assert result.replace == ()
+    assert [o["spec"]["replicas"] for o in result.apply] == [5]
