@@ -1,0 +1,130 @@
+"""Fixtures for running the operator against the real local control plane."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from tests.support.fixtures import control_plane  # noqa: F401
+from tests.support.localcluster import LocalCluster
+
+GROUP, VERSION, PLURAL = "pulsebase.io", "v1alpha1", "pulsebases"
+OPERATOR_USER = "pulsebase-operator"
+RESYNC_SECONDS = 3
+
+
+class Operator:
+    """The operator as a real process, started and stopped by the test."""
+
+    def __init__(self, cluster: LocalCluster, log_path: Path) -> None:
+        self.cluster = cluster
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pulsebase_operator.cli", "run",
+             "--kubeconfig", str(self.cluster.operator_kubeconfig),
+             "--resync-seconds", str(RESYNC_SECONDS), "--log-level", "DEBUG"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+
+@pytest.fixture(scope="session")
+def api_client(control_plane: LocalCluster) -> k8s.ApiClient:  # noqa: F811
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(config_file=str(control_plane.kubeconfig),
+                                client_configuration=configuration)
+    return k8s.ApiClient(configuration)
+
+
+@pytest.fixture(scope="session")
+def crd_installed(control_plane: LocalCluster) -> None:  # noqa: F811
+    done = control_plane.kubectl("apply", "--server-side", "-f", "crds/")
+    assert done.returncode == 0, done.stderr
+    done = control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                                 "crd/pulsebases.pulsebase.io")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: LocalCluster, crd_installed: None, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+) -> Iterator[Operator]:
+    running = Operator(control_plane, tmp_path_factory.mktemp("operator") / "operator.log")
+    running.start()
+    yield running
+    running.stop()
+    if os.environ.get("PULSEBASE_SHOW_OPERATOR_LOG"):
+        print(running.log_path.read_text())
+
+
+@pytest.fixture
+def namespace(control_plane: LocalCluster) -> Iterator[str]:  # noqa: F811
+    """A fresh namespace that enforces the restricted pod security standard."""
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    apply(control_plane, manifest)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def apply(cluster: LocalCluster, *manifests: dict[str, Any], server_side: bool = False
+          ) -> subprocess.CompletedProcess[str]:
+    args = ["apply", "-f", "-"] + (["--server-side"] if server_side else [])
+    done = subprocess.run(
+        [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
+        input=yaml.safe_dump_all(manifests), text=True, capture_output=True, check=False,
+    )
+    return done
+
+
+def example(path: str, namespace: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The documents of an example, moved into the test's namespace."""
+    with open(path) as stream:
+        docs = [d for d in yaml.safe_load_all(stream) if d and d["kind"] != "Namespace"]
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+        if name and doc["kind"] == "PulseBase":
+            doc["metadata"]["name"] = name
+    return docs
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 120, what: str = "") -> Any:
+    """Poll until `predicate` returns something truthy; fail with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}; last: {last!r}")
