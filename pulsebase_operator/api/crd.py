@@ -106,11 +106,19 @@ def openapi_schema() -> dict[str, Any]:
 
 
 PRINTER_COLUMNS = [
-    {"name": "Version", "type": "string", "jsonPath": ".spec.version",
-     "description": "Requested PulseBase release"},
+    {
+        "name": "Version",
+        "type": "string",
+        "jsonPath": ".spec.version",
+        "description": "Requested PulseBase release",
+    },
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Ready", "type": "string", "jsonPath": ".status.readyComponents",
-     "description": "Ready components out of those in use"},
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": ".status.readyComponents",
+        "description": "Ready components out of those in use",
+    },
     {"name": "Last Backup", "type": "date", "jsonPath": ".status.backup.lastSuccessful"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},

@@ -48,8 +48,8 @@ CRON_FIELD = r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?
 NAME_MAX_LENGTH = 40
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._:/@-]*$"
-SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 (a pattern)
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 (a pattern)
 HOST_PATTERN = r"^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?$|^\[[0-9a-fA-F:]+\]$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$"
@@ -59,9 +59,20 @@ TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
 # PostgreSQL settings the operator owns: a user value would break replication,
 # archiving or the connection from the API.
 RESERVED_POSTGRES_PARAMETERS = (
-    "archive_command", "archive_mode", "archive_timeout", "hot_standby", "listen_addresses",
-    "port", "primary_conninfo", "restore_command", "wal_level", "max_wal_senders",
-    "max_replication_slots", "data_directory", "hba_file", "ssl",
+    "archive_command",
+    "archive_mode",
+    "archive_timeout",
+    "hot_standby",
+    "listen_addresses",
+    "port",
+    "primary_conninfo",
+    "restore_command",
+    "wal_level",
+    "max_wal_senders",
+    "max_replication_slots",
+    "data_directory",
+    "hba_file",
+    "ssl",
 )
 
 
@@ -175,10 +186,8 @@ class Storage(Model):
     storage_class_name: str | None = Field(
         None,
         max_length=253,
-        description="StorageClass of the volumes; the cluster default when unset. "
-        "Immutable.",
+        description="StorageClass of the volumes; the cluster default when unset. Immutable.",
     )
-
 
     @model_validator(mode="after")
     def _positive(self) -> Storage:
@@ -236,8 +245,7 @@ class ApiSpec(Model):
                 "self.all(e, !e.name.startsWith('PULSEBASE_') && "
                 "!e.name.startsWith('DATABASE_') && !e.name.startsWith('REDIS_') && "
                 "!e.name.startsWith('S3_'))",
-                "names starting with PULSEBASE_, DATABASE_, REDIS_ or S3_ are set by the "
-                "operator",
+                "names starting with PULSEBASE_, DATABASE_, REDIS_ or S3_ are set by the operator",
             )
         ),
     )
@@ -262,11 +270,13 @@ class ExternalPostgres(Model):
     host: str = Field(pattern=HOST_PATTERN, max_length=253, description="Host name or IP.")
     port: int = Field(5432, ge=1, le=65535, description="TCP port.")
     database: str = Field(
-        "pulsebase", pattern=r"^[a-zA-Z_][a-zA-Z0-9_$]*$", max_length=63,
+        "pulsebase",
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_$]*$",
+        max_length=63,
         description="Database the API uses.",
     )
-    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
-        Field("require", description="libpq sslmode for connections from the API.")
+    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
+        "require", description="libpq sslmode for connections from the API."
     )
     username: SecretKeyRef = Field(description="Secret key holding the user name.")
     password: SecretKeyRef = Field(description="Secret key holding the password.")
@@ -306,8 +316,7 @@ class PostgresSpec(Model):
         16,
         ge=15,
         le=17,
-        description="PostgreSQL major version. May be raised (a major upgrade) but never "
-        "lowered.",
+        description="PostgreSQL major version. May be raised (a major upgrade) but never lowered.",
     )
     image: Image | None = Field(
         None, description="Image with Patroni, PostgreSQL, pgvector and pgBackRest."
@@ -370,6 +379,11 @@ class ExternalRedis(Model):
     password: SecretKeyRef | None = Field(None, description="Secret key with the password.")
 
 
+# Room for data beside a node's own overhead (replication backlog, client buffers). It
+# also keeps out values below one byte, which would render as `maxmemory 0`: no limit.
+REDIS_MIN_MEMORY = "16Mi"
+
+
 class RedisSpec(Model):
     """The cache: a Redis-protocol cluster (Valkey by default) or an external one."""
 
@@ -385,7 +399,14 @@ class RedisSpec(Model):
     replicas_per_shard: int = Field(1, ge=0, le=5, description="Replicas of each primary.")
     image: Image | None = Field(None, description="Valkey or Redis image override.")
     max_memory: Quantity = Field(
-        "256Mi", description="maxmemory of each node; the container limit adds headroom."
+        "256Mi",
+        description="maxmemory of each node; the container limit adds headroom.",
+        json_schema_extra=validations(
+            cel(
+                f"quantity(self).compareTo(quantity('{REDIS_MIN_MEMORY}')) >= 0",
+                f"must be at least {REDIS_MIN_MEMORY}",
+            ),
+        ),
     )
     eviction_policy: EvictionPolicy = Field(
         EvictionPolicy.ALLKEYS_LRU, description="maxmemory-policy of each node."
@@ -402,8 +423,10 @@ class RedisSpec(Model):
     external: ExternalRedis | None = Field(None, description="Used when mode is external.")
 
     @model_validator(mode="after")
-    def _mode(self) -> RedisSpec:
+    def _mode_and_memory(self) -> RedisSpec:
         _check_mode(self.mode, self.external)
+        if parse_quantity(self.max_memory) < parse_quantity(REDIS_MIN_MEMORY):
+            raise ValueError(f"maxMemory must be at least {REDIS_MIN_MEMORY}")
         return self
 
 
@@ -456,9 +479,7 @@ class ObjectStorageSpec(Model):
     managed: ManagedObjectStorage = Field(
         default_factory=ManagedObjectStorage, description="Used when mode is managed."
     )
-    external: ExternalObjectStorage | None = Field(
-        None, description="Used when mode is external."
-    )
+    external: ExternalObjectStorage | None = Field(None, description="Used when mode is external.")
 
     @model_validator(mode="after")
     def _mode(self) -> ObjectStorageSpec:
@@ -565,7 +586,8 @@ class RecoverySource(Model):
     """Where a new PulseBase restores from: another PulseBase's backup repository."""
 
     pulse_base: str = Field(
-        pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH,
+        pattern=NAME_PATTERN,
+        max_length=NAME_MAX_LENGTH,
         description="Name of the PulseBase (same namespace) whose backups to restore.",
     )
 
@@ -627,7 +649,8 @@ class MaintenanceSpec(Model):
 
     time_zone: TimeZone = Field("UTC", description="IANA time zone of windows and jobs.")
     windows: list[MaintenanceWindow] = Field(
-        default_factory=list, max_length=14,
+        default_factory=list,
+        max_length=14,
         description="When disruptive work (upgrades, restarts) may run; any time if empty.",
     )
     vacuum: Job = Field(default_factory=lambda: Job(schedule="0 2 * * *"))
@@ -687,9 +710,7 @@ def _defaulted(root: str, path: str, default: str) -> str:
     reading through the defaults at the spec closes that gap.
     """
     steps = path.split(".")
-    checks = " && ".join(
-        f"has({root}.{'.'.join(steps[: i + 1])})" for i in range(len(steps))
-    )
+    checks = " && ".join(f"has({root}.{'.'.join(steps[: i + 1])})" for i in range(len(steps)))
     return f"({checks} ? {root}.{path} : {default})"
 
 
@@ -705,7 +726,9 @@ def _transition(path: str, default: str, compare: str, message: str) -> dict[str
 
 def _grows(path: str, default: str) -> dict[str, str]:
     return _transition(
-        path, default, "quantity({new}).compareTo(quantity({old})) >= 0",
+        path,
+        default,
+        "quantity({new}).compareTo(quantity({old})) >= 0",
         "may grow but not shrink",
     )
 
@@ -723,14 +746,14 @@ SPEC_TRANSITION_RULES = (
     _fixed("objectStorage.managed.storage.storageClassName", "''"),
     _grows("redis.storage.size", "'1Gi'"),
     _fixed("redis.storage.storageClassName", "''"),
-    _transition(
-        "postgres.majorVersion", "16", "{new} >= {old}", "may be raised but never lowered"
-    ),
+    _transition("postgres.majorVersion", "16", "{new} >= {old}", "may be raised but never lowered"),
     _transition("redis.shards", "3", "{new} >= {old}", "may grow but not shrink"),
     _fixed("objectStorage.buckets.assets", "''"),
     _fixed("objectStorage.buckets.backups", "''"),
     _transition(
-        "bootstrap", "''", "has(self.bootstrap) == has(oldSelf.bootstrap) && "
+        "bootstrap",
+        "''",
+        "has(self.bootstrap) == has(oldSelf.bootstrap) && "
         "(!has(self.bootstrap) || self.bootstrap == oldSelf.bootstrap)",
         "is immutable: a PulseBase is bootstrapped once, when it is created",
     ),
@@ -824,7 +847,8 @@ class BackupStatus(Model):
     last_vector_tables: str | None = Field(None, json_schema_extra={"format": "date-time"})
     last_configuration: str | None = Field(None, json_schema_extra={"format": "date-time"})
     last_successful: str | None = Field(
-        None, description="Newest successful backup of any kind.",
+        None,
+        description="Newest successful backup of any kind.",
         json_schema_extra={"format": "date-time"},
     )
     recovery_point_exposure_seconds: int | None = None

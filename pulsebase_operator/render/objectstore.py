@@ -1,0 +1,187 @@
+"""Managed object storage: one SeaweedFS server (Apache-2.0) speaking S3, and a Job that
+creates the assets and backups buckets. In external mode the user's S3 endpoint is used
+and nothing is rendered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulsebase_operator.api import models
+from pulsebase_operator.render import credentials, images, naming, objects, pods
+from pulsebase_operator.render.parts import Component, Object, Part, Workload
+
+COMPONENT = "objectstore"
+S3_PORT = 8333
+MASTER_PORT = 9333
+# weed shell reaches the master over gRPC, by convention on the HTTP port + 10000.
+MASTER_GRPC_PORT = MASTER_PORT + 10000
+MANAGED_REGION = "us-east-1"
+CONFIG_DIR = "/etc/seaweedfs"
+
+
+def render(pb: models.PulseBase) -> Part:
+    storage = pb.spec.object_storage
+    name = pb.metadata.name
+    if storage.mode is models.Mode.EXTERNAL:
+        return Part(objects=(), component=Component("objectStorage", "external", endpoint(pb)))
+    return Part(
+        objects=(_service(pb), _stateful_set(pb), _buckets_job(pb)),
+        component=Component(
+            name="objectStorage",
+            mode="managed",
+            endpoint=endpoint(pb),
+            workloads=(
+                Workload("StatefulSet", naming.objectstore(name)),
+                Workload("Job", naming.objectstore_buckets(name)),
+            ),
+        ),
+    )
+
+
+def buckets(pb: models.PulseBase) -> models.BucketStatus:
+    spec = pb.spec.object_storage.buckets
+    name = pb.metadata.name
+    return models.BucketStatus(
+        assets=spec.assets or naming.assets_bucket(name),
+        backups=spec.backups or naming.backups_bucket(name),
+    )
+
+
+def endpoint(pb: models.PulseBase) -> str:
+    """The S3 endpoint URL clients in the cluster use."""
+    storage = pb.spec.object_storage
+    if storage.mode is models.Mode.EXTERNAL:
+        assert storage.external is not None  # the model requires it in external mode
+        return storage.external.endpoint
+    return f"http://{naming.objectstore(pb.metadata.name)}.{pb.metadata.namespace}.svc:{S3_PORT}"
+
+
+def _service(pb: models.PulseBase) -> Object:
+    return objects.service(
+        pb,
+        naming.objectstore(pb.metadata.name),
+        COMPONENT,
+        ports=[
+            {"name": "s3", "port": S3_PORT, "targetPort": "s3"},
+            {"name": "master", "port": MASTER_PORT, "targetPort": "master"},
+            {"name": "master-grpc", "port": MASTER_GRPC_PORT, "targetPort": "master-grpc"},
+        ],
+    )
+
+
+def _stateful_set(pb: models.PulseBase) -> Object:
+    name = pb.metadata.name
+    managed = pb.spec.object_storage.managed
+    container: dict[str, Any] = {
+        "name": "seaweedfs",
+        "image": managed.image or images.objectstore(),
+        "command": [
+            "weed",
+            "server",
+            "-dir=/data",
+            "-ip=$(POD_IP)",
+            "-ip.bind=0.0.0.0",
+            "-master.volumeSizeLimitMB=1024",
+            # 0: as many volumes as the disk holds.
+            "-volume.max=0",
+            "-s3",
+            f"-s3.port={S3_PORT}",
+            f"-s3.config={CONFIG_DIR}/{credentials.S3_CONFIG_KEY}",
+        ],
+        "workingDir": "/data",
+        "env": [pods.field_env("POD_IP", "status.podIP")],
+        "ports": [
+            {"name": "s3", "containerPort": S3_PORT},
+            {"name": "master", "containerPort": MASTER_PORT},
+            {"name": "master-grpc", "containerPort": MASTER_GRPC_PORT},
+        ],
+        "readinessProbe": pods.http_probe("/healthz", "s3"),
+        "livenessProbe": pods.tcp_probe("master", failures=6),
+        "securityContext": pods.container_security_context(),
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            # Unix sockets of the filer and S3 gateway live here.
+            {"name": "tmp", "mountPath": pods.TMP_DIR},
+        ],
+    }
+    if resources := pods.resources(managed.resources):
+        container["resources"] = resources
+    return objects.stateful_set(
+        pb,
+        name=naming.objectstore(name),
+        component=COMPONENT,
+        replicas=1,
+        parallel=False,
+        containers=[container],
+        volumes=[
+            {
+                "name": "config",
+                "secret": {
+                    "secretName": naming.objectstore_secret(name),
+                    "items": [
+                        {"key": credentials.S3_CONFIG_KEY, "path": credentials.S3_CONFIG_KEY}
+                    ],
+                },
+            },
+            {"name": "tmp", "emptyDir": {}},
+        ],
+        storage=managed.storage,
+    )
+
+
+# Creates whichever of $BUCKETS is missing, until all are listed. Buckets that exist
+# are left alone: `s3.bucket.create` on an existing bucket replaces its entry, so a
+# failed listing must never pass for an empty one; `weed shell` reports failures only
+# as "error:" lines and still exits 0. It waits for ever on a master it cannot reach,
+# hence `timeout`.
+BUCKETS_SCRIPT = r"""
+set -u
+weed_shell() { timeout 60 weed shell -master="$MASTER" 2>&1; }
+missing=$BUCKETS
+tries=0
+while :; do
+  if listing=$(echo s3.bucket.list | weed_shell) &&
+    ! printf '%s\n' "$listing" | grep -q '^error: '; then
+    missing=""
+    for bucket in $BUCKETS; do
+      printf '%s\n' "$listing" | awk '{ print $1 }' | grep -qxF "$bucket" ||
+        missing="$missing $bucket"
+    done
+    if [ -z "$missing" ]; then
+      echo "buckets ready: $BUCKETS"
+      exit 0
+    fi
+    for bucket in $missing; do
+      echo "s3.bucket.create -name $bucket" | weed_shell
+    done
+  fi
+  tries=$((tries + 1))
+  if [ "$tries" -ge 60 ]; then
+    echo "buckets still missing:$missing" >&2
+    exit 1
+  fi
+  sleep 5
+done
+"""
+
+
+def _buckets_job(pb: models.PulseBase) -> Object:
+    name = pb.metadata.name
+    wanted = buckets(pb)
+    return objects.script_job(
+        pb,
+        name=naming.objectstore_buckets(name),
+        component=COMPONENT,
+        container="buckets",
+        image=pb.spec.object_storage.managed.image or images.objectstore(),
+        script=BUCKETS_SCRIPT,
+        env=[
+            pods.plain_env("MASTER", f"{naming.objectstore(name)}:{MASTER_PORT}"),
+            pods.plain_env("BUCKETS", f"{wanted.assets} {wanted.backups}"),
+            # weed shell keeps its history in the temporary directory.
+            pods.plain_env("TMPDIR", pods.TMP_DIR),
+        ],
+        tmp=True,
+    )

@@ -1,0 +1,48 @@
+"""The shapes builders return: objects to apply, credentials to generate once, and the
+components whose readiness status reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GeneratedSecret:
+    """A Secret whose values the operator generates once and never overwrites.
+
+    `random_keys` are filled with random URL-safe text of the given length; each entry of
+    `templates` is then formatted with those values (for files that embed them).
+    """
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    random_keys: tuple[tuple[str, int], ...]
+    templates: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str  # StatefulSet, Deployment or Job
+    name: str
+
+
+@dataclass(frozen=True)
+class Component:
+    """One dependency as status reports it: how it is run and what must be ready."""
+
+    name: str  # postgres, redis, objectStorage, api, cdn
+    mode: str  # managed, external or disabled
+    endpoint: str | None
+    workloads: tuple[Workload, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one component's builder returns."""
+
+    objects: tuple[Object, ...]
+    component: Component
