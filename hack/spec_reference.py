@@ -39,8 +39,13 @@ def _type(node: dict[str, Any]) -> str:
 
 def _bounds(node: dict[str, Any]) -> str:
     parts = []
-    for key, label in (("minimum", "min"), ("maximum", "max"), ("minItems", "min items"),
-                       ("maxItems", "max items"), ("maxLength", "max length")):
+    for key, label in (
+        ("minimum", "min"),
+        ("maximum", "max"),
+        ("minItems", "min items"),
+        ("maxItems", "max items"),
+        ("maxLength", "max length"),
+    ):
         if key in node:
             parts.append(f"{label} {node[key]}")
     for rule in node.get("x-kubernetes-validations", []):
@@ -69,8 +74,7 @@ def rows(
     if path != "spec":
         description = " ".join(node.get("description", "").split())
         default = "required" if required else _default(defaults, path)
-        out.append(f"| `{path}` | {_type(node)} | {default} | "
-                   f"{description}{_bounds(node)} |")
+        out.append(f"| `{path}` | {_type(node)} | {default} | {description}{_bounds(node)} |")
     holder = node.get("items", node) if node.get("type") == "array" else node
     prefix = f"{path}[]" if node.get("type") == "array" else path
     for name, child in (holder.get("properties") or {}).items():
@@ -79,8 +83,10 @@ def rows(
 
 
 def transition_rules(spec: dict[str, Any]) -> list[str]:
-    return [f"- `spec{rule['fieldPath']}`: {rule['message']}"
-            for rule in spec.get("x-kubernetes-validations", [])]
+    return [
+        f"- `spec{rule['fieldPath']}`: {rule['message']}"
+        for rule in spec.get("x-kubernetes-validations", [])
+    ]
 
 
 def main() -> None:

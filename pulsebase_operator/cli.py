@@ -102,26 +102,37 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the operator")
-    run.add_argument("-n", "--namespace", action="append",
-                     help="watch only this namespace (repeat for several); all by default")
-    run.add_argument("--kubeconfig", help="kubeconfig file; in-cluster or ~/.kube/config "
-                     "by default")
-    run.add_argument("--log-level", default="INFO",
-                     choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    run.add_argument("--resync-seconds", type=float, default=60.0,
-                     help="how often each PulseBase is checked for drift (default 60)")
-    run.add_argument("--health-address", metavar="HOST:PORT",
-                     help="serve a liveness endpoint at http://HOST:PORT/healthz")
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        help="watch only this namespace (repeat for several); all by default",
+    )
+    run.add_argument(
+        "--kubeconfig", help="kubeconfig file; in-cluster or ~/.kube/config by default"
+    )
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=60.0,
+        help="how often each PulseBase is checked for drift (default 60)",
+    )
+    run.add_argument(
+        "--health-address",
+        metavar="HOST:PORT",
+        help="serve a liveness endpoint at http://HOST:PORT/healthz",
+    )
     run.set_defaults(func=cmd_run)
 
-    commands.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(
-        func=cmd_crd)
+    commands.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(func=cmd_crd)
     commands.add_parser("version", help="print the version").set_defaults(func=cmd_version)
 
     render = commands.add_parser("render", help="print the objects a PulseBase becomes")
     render.add_argument("-f", "--filename", required=True, help="YAML file, or - for stdin")
-    render.add_argument("-n", "--namespace", default="default",
-                        help="namespace for resources that name none")
+    render.add_argument(
+        "-n", "--namespace", default="default", help="namespace for resources that name none"
+    )
     render.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
     render.set_defaults(func=cmd_render)
     return top

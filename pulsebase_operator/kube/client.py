@@ -197,7 +197,10 @@ class Kube:
         }
         try:
             self._call(
-                step, resource.delete, name=meta["name"], namespace=meta.get("namespace"),
+                step,
+                resource.delete,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
                 body=body,
             )
         except KubeError as error:
@@ -273,8 +276,7 @@ class Kube:
         if correlation_id:
             event["metadata"]["annotations"] = {"pulsebase.io/correlation-id": correlation_id}
         resource = self._resource("v1", "Event")
-        self._call(f"post event {reason}", resource.create, body=event,
-                   namespace=meta["namespace"])
+        self._call(f"post event {reason}", resource.create, body=event, namespace=meta["namespace"])
 
 
 def _plain(found: Any) -> Any:

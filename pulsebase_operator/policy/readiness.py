@@ -86,19 +86,22 @@ def _assess_replicas(label: str, live: Mapping[str, Any]) -> Assessment:
 
     progress = _condition(live, "Progressing")
     if progress and progress.get("reason") == "ProgressDeadlineExceeded":
-        return Assessment(State.FAILED, f"{label} stopped progressing: "
-                          f"{progress.get('message', '')}".rstrip(": "), **counts)
+        return Assessment(
+            State.FAILED,
+            f"{label} stopped progressing: {progress.get('message', '')}".rstrip(": "),
+            **counts,
+        )
     failure = _condition(live, "ReplicaFailure")
     if failure and failure.get("status") == "True":
         return Assessment(State.FAILED, f"{label}: {failure.get('message', '')}", **counts)
     if not _generation_seen(live):
         return Assessment(State.PROGRESSING, f"{label} is picking up a change", **counts)
     if updated < want:
-        return Assessment(State.PROGRESSING,
-                          f"{label} is rolling out ({updated}/{want} updated)", **counts)
+        return Assessment(
+            State.PROGRESSING, f"{label} is rolling out ({updated}/{want} updated)", **counts
+        )
     if ready < want:
-        return Assessment(State.PROGRESSING,
-                          f"{label} has {ready}/{want} pods ready", **counts)
+        return Assessment(State.PROGRESSING, f"{label} has {ready}/{want} pods ready", **counts)
     return Assessment(State.READY, f"{label} has {ready}/{want} pods ready", **counts)
 
 
@@ -151,8 +154,12 @@ def condition(
         if old.get("type") == kind and old.get("status") == status:
             since = old.get("lastTransitionTime") or now
     return models.Condition(
-        type=kind, status=status, reason=reason, message=message,
-        last_transition_time=since, observed_generation=generation,
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
     )
 
 
@@ -184,8 +191,9 @@ def stack_status(
     for component in components:
         state, status = component_status(component, live, problems.get(component.name))
         states[component.name], statuses[component.name] = state, status
-        conditions.append(cond(CONDITION_OF[component.name], state is State.READY,
-                               state.value, status.message))
+        conditions.append(
+            cond(CONDITION_OF[component.name], state is State.READY, state.value, status.message)
+        )
 
     in_use = [c.name for c in components if c.mode != "disabled"]
     ready = [n for n in in_use if states[n] is State.READY]
@@ -205,11 +213,18 @@ def stack_status(
 
     conditions[:0] = [
         cond("Ready", phase is models.Phase.READY, phase.value, decision),
-        cond("Progressing", bool(waiting), "Converging" if waiting else "Converged",
-             f"Waiting for {_names(waiting)}." if waiting else "Nothing left to do."),
-        cond("Degraded", bool(failed) or error is not None,
-             "ComponentFailed" if failed else ("PassFailed" if error else "AsExpected"),
-             decision if failed or error else "No component has failed."),
+        cond(
+            "Progressing",
+            bool(waiting),
+            "Converging" if waiting else "Converged",
+            f"Waiting for {_names(waiting)}." if waiting else "Nothing left to do.",
+        ),
+        cond(
+            "Degraded",
+            bool(failed) or error is not None,
+            "ComponentFailed" if failed else ("PassFailed" if error else "AsExpected"),
+            decision if failed or error else "No component has failed.",
+        ),
     ]
 
     old_version = previous.get("version")
@@ -235,8 +250,16 @@ def _condition_factory(
     *, generation: int | None, previous: Sequence[Mapping[str, Any]], now: str
 ) -> Any:
     def make(kind: str, true: bool, reason: str, message: str) -> models.Condition:
-        return condition(kind=kind, true=true, reason=reason, message=message,
-                         generation=generation, previous=previous, now=now)
+        return condition(
+            kind=kind,
+            true=true,
+            reason=reason,
+            message=message,
+            generation=generation,
+            previous=previous,
+            now=now,
+        )
+
     return make
 
 
@@ -254,16 +277,34 @@ def _names(components: Sequence[str]) -> str:
 
 
 def failed_status(
-    *, pb_body: Mapping[str, Any], previous: Mapping[str, Any], reason: str, message: str,
+    *,
+    pb_body: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    reason: str,
+    message: str,
     now: str,
 ) -> dict[str, Any]:
     """Status for a spec the operator cannot act on at all (nothing was changed)."""
     generation = pb_body.get("metadata", {}).get("generation")
     old = previous.get("conditions") or []
-    ready = condition(kind="Ready", true=False, reason=reason, message=message,
-                      generation=generation, previous=old, now=now)
-    degraded = condition(kind="Degraded", true=True, reason=reason, message=message,
-                         generation=generation, previous=old, now=now)
+    ready = condition(
+        kind="Ready",
+        true=False,
+        reason=reason,
+        message=message,
+        generation=generation,
+        previous=old,
+        now=now,
+    )
+    degraded = condition(
+        kind="Degraded",
+        true=True,
+        reason=reason,
+        message=message,
+        generation=generation,
+        previous=old,
+        now=now,
+    )
     kept = [c for c in old if c.get("type") not in ("Ready", "Degraded")]
     return {
         **previous,

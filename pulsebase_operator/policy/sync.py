@@ -109,9 +109,7 @@ def covers(have: Any, want: Any) -> bool:
     if isinstance(want, Mapping):
         if not isinstance(have, Mapping):
             return _is_zero(want) and _is_zero(have)
-        return all(
-            covers(have.get(k), v) if k in have else _is_zero(v) for k, v in want.items()
-        )
+        return all(covers(have.get(k), v) if k in have else _is_zero(v) for k, v in want.items())
     if isinstance(want, list):
         if not isinstance(have, list):
             return _is_zero(want) and _is_zero(have)

@@ -98,7 +98,7 @@ async def keep_stack(
             delay = await _one_pass(kube, _snapshot(body), failures)
             failures = failures + 1 if delay is None else 0
             if delay is None:
-                delay = min(2.0 ** failures, MAX_BACKOFF_SECONDS)
+                delay = min(2.0**failures, MAX_BACKOFF_SECONDS)
             try:
                 await asyncio.wait_for(wake.wait(), timeout=delay)
                 await asyncio.sleep(DEBOUNCE_SECONDS)
@@ -117,8 +117,12 @@ async def release(body: kopf.Body, **_: Any) -> None:
     except TemporaryError as error:
         raise kopf.TemporaryError(str(error), delay=10) from error
     if deleted:
-        log.info("released what owner references do not collect", deleted=deleted,
-                 namespace=body["metadata"]["namespace"], name=body["metadata"]["name"])
+        log.info(
+            "released what owner references do not collect",
+            deleted=deleted,
+            namespace=body["metadata"]["namespace"],
+            name=body["metadata"]["name"],
+        )
 
 
 async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | None:
@@ -134,17 +138,24 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
             stack.reconcile, kube, body, correlation_id=correlation_id
         )
         level = logging.INFO if outcome.changes else logging.DEBUG
-        log.log(level, "pass complete", decision=outcome.decision, phase=outcome.phase,
-                changes=outcome.changes, writes=outcome.writes,
-                seconds=round(time.monotonic() - started, 3))
+        log.log(
+            level,
+            "pass complete",
+            decision=outcome.decision,
+            phase=outcome.phase,
+            changes=outcome.changes,
+            writes=outcome.writes,
+            seconds=round(time.monotonic() - started, 3),
+        )
         return OPTIONS.resync_seconds
     except TemporaryError as error:
         log.warning("pass deferred", step=error.step, reason=error.detail, attempt=failures + 1)
         return None
     except PermanentError as error:
         log.error("pass failed", step=error.step, reason=error.detail)
-        await asyncio.to_thread(stack.report_failure, kube, body, error=error,
-                                correlation_id=correlation_id)
+        await asyncio.to_thread(
+            stack.report_failure, kube, body, error=error, correlation_id=correlation_id
+        )
         return OPTIONS.resync_seconds
     finally:
         structlog.contextvars.unbind_contextvars("namespace", "name", "correlation_id")
@@ -152,10 +163,12 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
 
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     """A plain copy of kopf's live view, so a pass sees one consistent object."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, Mapping):
             return {k: plain(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [plain(v) for v in value]
         return value
+
     return plain(body)  # type: ignore[no-any-return]

@@ -66,8 +66,13 @@ def reconcile(
 
     def event(reason: str, message: str, warning: bool = False) -> None:
         nonlocal writes
-        kube.post_event(owner=dict(body), reason=reason, message=message, warning=warning,
-                        correlation_id=correlation_id)
+        kube.post_event(
+            owner=dict(body),
+            reason=reason,
+            message=message,
+            warning=warning,
+            correlation_id=correlation_id,
+        )
         writes += 1
 
     # A spec the models reject is reported, and nothing in the cluster is touched.
@@ -75,8 +80,9 @@ def reconcile(
         pb = models.PulseBase.from_body(dict(body))
     except ValidationError as error:
         message = f"The spec is invalid: {_first_error(error)}"
-        status = readiness.failed_status(pb_body=body, previous=previous,
-                                         reason="InvalidSpec", message=message, now=now())
+        status = readiness.failed_status(
+            pb_body=body, previous=previous, reason="InvalidSpec", message=message, now=now()
+        )
         if _differs(previous, status):
             kube.patch_status(namespace, name, status)
             event("InvalidSpec", message, warning=True)
@@ -86,8 +92,10 @@ def reconcile(
     rendered = stack.render(pb)
 
     # Credentials first: every pod that starts references them.
-    existing = {s["metadata"]["name"]
-                for s in kube.list("v1", "Secret", namespace, labels.prune_selector(name))}
+    existing = {
+        s["metadata"]["name"]
+        for s in kube.list("v1", "Secret", namespace, labels.prune_selector(name))
+    }
     for secret in rendered.secrets:
         if secret.name not in existing and _create_secret(kube, secret):
             writes += 1
@@ -98,8 +106,11 @@ def reconcile(
 
     # Compare, then apply only what differs and prune what is no longer desired.
     selector = labels.prune_selector(name)
-    live = [obj for api_version, kind in CHILD_KINDS
-            for obj in kube.list(api_version, kind, namespace, selector)]
+    live = [
+        obj
+        for api_version, kind in CHILD_KINDS
+        for obj in kube.list(api_version, kind, namespace, selector)
+    ]
     the_plan = sync.plan(desired=rendered.objects, live=live, owner=body)
     live_by_key = {sync.key(obj): obj for obj in live}
     changes: list[str] = []
@@ -122,8 +133,13 @@ def reconcile(
 
     # Status from what the cluster reports now.
     verdict = readiness.stack_status(
-        pb=pb, components=rendered.components, live=live_by_key, buckets=rendered.buckets,
-        previous=previous, now=now(), problems=problems,
+        pb=pb,
+        components=rendered.components,
+        live=live_by_key,
+        buckets=rendered.buckets,
+        previous=previous,
+        now=now(),
+        problems=problems,
     )
     status = readiness.dump(verdict.status)
     if _differs(previous, status):
@@ -132,13 +148,10 @@ def reconcile(
         if previous.get("phase") != status["phase"]:
             phase = status["phase"]
             event(phase, verdict.decision, warning=phase in ("Degraded", "Failed"))
-    return Outcome(decision=verdict.decision, phase=status["phase"], writes=writes,
-                   changes=changes)
+    return Outcome(decision=verdict.decision, phase=status["phase"], writes=writes, changes=changes)
 
 
-def _replace(
-    kube: Kube, replacement: sync.Replacement, event: Callable[[str, str], None]
-) -> int:
+def _replace(kube: Kube, replacement: sync.Replacement, event: Callable[[str, str], None]) -> int:
     """Delete an object whose change the API server cannot apply in place; the next
     pass, woken by the deletion, creates it anew. Returns the writes made."""
     obj = replacement.live
@@ -150,16 +163,24 @@ def _replace(
             if parse_quantity(have) < parse_quantity(replacement.grow_claims_to):
                 kube.grow_claim(claim, replacement.grow_claims_to)
                 writes += 1
-                event("ResizingVolume", f"Growing PersistentVolumeClaim "
-                      f"{claim['metadata']['name']} from {have} to {replacement.grow_claims_to}")
+                event(
+                    "ResizingVolume",
+                    f"Growing PersistentVolumeClaim "
+                    f"{claim['metadata']['name']} from {have} to {replacement.grow_claims_to}",
+                )
     kube.delete(obj, propagation=replacement.propagation)
     writes += 1
     if replacement.propagation == "Orphan":
-        event("Replacing", f"Recreating {kind} {name} with new volume claim templates; "
-              "its pods keep running and are adopted by the new one")
+        event(
+            "Replacing",
+            f"Recreating {kind} {name} with new volume claim templates; "
+            "its pods keep running and are adopted by the new one",
+        )
     else:
-        event("Replacing", f"Recreating {kind} {name}: its spec changed and cannot be "
-              "updated in place")
+        event(
+            "Replacing",
+            f"Recreating {kind} {name}: its spec changed and cannot be updated in place",
+        )
     return writes
 
 
@@ -167,8 +188,9 @@ def _claims_of(kube: Kube, statefulset: Mapping[str, Any]) -> list[dict[str, Any
     """The volume claims a StatefulSet made: named TEMPLATE-STATEFULSET-ORDINAL."""
     meta, spec = statefulset["metadata"], statefulset["spec"]
     selector = ",".join(f"{k}={v}" for k, v in spec["selector"]["matchLabels"].items())
-    prefixes = tuple(f"{t['metadata']['name']}-{meta['name']}-"
-                     for t in spec.get("volumeClaimTemplates") or [])
+    prefixes = tuple(
+        f"{t['metadata']['name']}-{meta['name']}-" for t in spec.get("volumeClaimTemplates") or []
+    )
     claims = kube.list("v1", "PersistentVolumeClaim", meta["namespace"], selector)
     return [c for c in claims if c["metadata"]["name"].startswith(prefixes)]
 
@@ -189,28 +211,41 @@ def release(kube: Kube, body: Mapping[str, Any]) -> list[str]:
         return []
     doomed = kube.list("v1", "Secret", namespace, labels.prune_selector(name))
     patroni_state = f"{postgres.SCOPE_LABEL}={naming.postgres(name)}"
-    doomed += [cm for cm in kube.list("v1", "ConfigMap", namespace, patroni_state)
-               if labels.APPLIED_HASH not in (cm["metadata"].get("annotations") or {})]
+    doomed += [
+        cm
+        for cm in kube.list("v1", "ConfigMap", namespace, patroni_state)
+        if labels.APPLIED_HASH not in (cm["metadata"].get("annotations") or {})
+    ]
     for obj in doomed:
         kube.delete(obj)
     return [f"{obj['kind']} {obj['metadata']['name']}" for obj in doomed]
 
 
 def report_failure(
-    kube: Kube, body: Mapping[str, Any], *, error: PermanentError, correlation_id: str,
+    kube: Kube,
+    body: Mapping[str, Any],
+    *,
+    error: PermanentError,
+    correlation_id: str,
     now: Callable[[], str] = utcnow,
 ) -> None:
     """A step the API server refused: say so in status, once, with the step and reason."""
     meta = body["metadata"]
     previous = dict(body.get("status") or {})
     message = f"Could not {error.step}: {error.detail}"
-    status = readiness.failed_status(pb_body=body, previous=previous, reason="ApplyFailed",
-                                     message=message, now=now())
+    status = readiness.failed_status(
+        pb_body=body, previous=previous, reason="ApplyFailed", message=message, now=now()
+    )
     status["phase"] = models.Phase.DEGRADED.value
     if _differs(previous, status):
         kube.patch_status(meta["namespace"], meta["name"], status)
-        kube.post_event(owner=dict(body), reason="ApplyFailed", message=message,
-                        warning=True, correlation_id=correlation_id)
+        kube.post_event(
+            owner=dict(body),
+            reason="ApplyFailed",
+            message=message,
+            warning=True,
+            correlation_id=correlation_id,
+        )
 
 
 def _differs(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
@@ -236,8 +271,11 @@ def _create_secret(kube: Kube, secret: GeneratedSecret) -> bool:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {"name": secret.name, "namespace": secret.namespace,
-                     "labels": dict(secret.labels)},
+        "metadata": {
+            "name": secret.name,
+            "namespace": secret.namespace,
+            "labels": dict(secret.labels),
+        },
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())},
     }
     return kube.create(body) is not None

@@ -17,7 +17,6 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from tests.support.fixtures import control_plane  # noqa: F401
 from tests.support.localcluster import LocalCluster
 
 GROUP, VERSION, PLURAL = "pulsebase.io", "v1alpha1", "pulsebases"
@@ -36,10 +35,20 @@ class Operator:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pulsebase_operator.cli", "run",
-             "--kubeconfig", str(self.cluster.operator_kubeconfig),
-             "--resync-seconds", str(RESYNC_SECONDS), "--log-level", "DEBUG"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "pulsebase_operator.cli",
+                "run",
+                "--kubeconfig",
+                str(self.cluster.operator_kubeconfig),
+                "--resync-seconds",
+                str(RESYNC_SECONDS),
+                "--log-level",
+                "DEBUG",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -58,25 +67,29 @@ class Operator:
 
 
 @pytest.fixture(scope="session")
-def api_client(control_plane: LocalCluster) -> k8s.ApiClient:  # noqa: F811
+def api_client(control_plane: LocalCluster) -> k8s.ApiClient:
     configuration = k8s.Configuration()
-    k8s_config.load_kube_config(config_file=str(control_plane.kubeconfig),
-                                client_configuration=configuration)
+    k8s_config.load_kube_config(
+        config_file=str(control_plane.kubeconfig), client_configuration=configuration
+    )
     return k8s.ApiClient(configuration)
 
 
 @pytest.fixture(scope="session")
-def crd_installed(control_plane: LocalCluster) -> None:  # noqa: F811
+def crd_installed(control_plane: LocalCluster) -> None:
     done = control_plane.kubectl("apply", "--server-side", "-f", "crds/")
     assert done.returncode == 0, done.stderr
-    done = control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                                 "crd/pulsebases.pulsebase.io")
+    done = control_plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/pulsebases.pulsebase.io"
+    )
     assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="session")
 def operator(
-    control_plane: LocalCluster, crd_installed: None, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+    control_plane: LocalCluster,
+    crd_installed: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Operator]:
     running = Operator(control_plane, tmp_path_factory.mktemp("operator") / "operator.log")
     running.start()
@@ -87,22 +100,29 @@ def operator(
 
 
 @pytest.fixture
-def namespace(control_plane: LocalCluster) -> Iterator[str]:  # noqa: F811
+def namespace(control_plane: LocalCluster) -> Iterator[str]:
     """A fresh namespace that enforces the restricted pod security standard."""
     name = f"e2e-{uuid.uuid4().hex[:8]}"
-    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
     apply(control_plane, manifest)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false")
 
 
-def apply(cluster: LocalCluster, *manifests: dict[str, Any], server_side: bool = False
-          ) -> subprocess.CompletedProcess[str]:
+def apply(
+    cluster: LocalCluster, *manifests: dict[str, Any], server_side: bool = False
+) -> subprocess.CompletedProcess[str]:
     args = ["apply", "-f", "-"] + (["--server-side"] if server_side else [])
     done = subprocess.run(
         [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
-        input=yaml.safe_dump_all(manifests), text=True, capture_output=True, check=False,
+        input=yaml.safe_dump_all(manifests),
+        text=True,
+        capture_output=True,
+        check=False,
     )
     return done
 

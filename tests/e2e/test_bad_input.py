@@ -16,8 +16,12 @@ pytestmark = pytest.mark.e2e
 
 
 def manifest(case: Case, spec: dict[str, Any], namespace: str) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PulseBase",
-            "metadata": {"name": case.name, "namespace": namespace}, "spec": spec}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PulseBase",
+        "metadata": {"name": case.name, "namespace": namespace},
+        "spec": spec,
+    }
 
 
 def refusal(api: k8s.ApiClient, body: dict[str, Any], *, replace: bool = False) -> str:
@@ -26,13 +30,16 @@ def refusal(api: k8s.ApiClient, body: dict[str, Any], *, replace: bool = False) 
     meta = body["metadata"]
     if replace:
         current = custom.get_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"])
+            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]
+        )
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         send = lambda: custom.replace_namespaced_custom_object(  # noqa: E731
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body)
+            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body
+        )
     else:
         send = lambda: custom.create_namespaced_custom_object(  # noqa: E731
-            GROUP, VERSION, meta["namespace"], PLURAL, body)
+            GROUP, VERSION, meta["namespace"], PLURAL, body
+        )
     with pytest.raises(k8s.ApiException) as caught:
         send()
     assert caught.value.status == 422, caught.value.body
@@ -64,15 +71,19 @@ def test_forbidden_change_is_refused_on_update(
     case = Case(**{**case.__dict__, "name": name})
     assert case.before is not None
     custom.create_namespaced_custom_object(
-        GROUP, VERSION, bad_input_namespace, PLURAL,
-        manifest(case, case.before, bad_input_namespace))
+        GROUP,
+        VERSION,
+        bad_input_namespace,
+        PLURAL,
+        manifest(case, case.before, bad_input_namespace),
+    )
     try:
-        message = refusal(api_client, manifest(case, case.spec, bad_input_namespace),
-                          replace=True)
+        message = refusal(api_client, manifest(case, case.spec, bad_input_namespace), replace=True)
         assert case.field_path in message, message
         assert case.message in message, message
         stored = custom.get_namespaced_custom_object(
-            GROUP, VERSION, bad_input_namespace, PLURAL, name)
+            GROUP, VERSION, bad_input_namespace, PLURAL, name
+        )
         assert stored["spec"] == case.before  # nothing of the refused change was kept
     finally:
         custom.delete_namespaced_custom_object(GROUP, VERSION, bad_input_namespace, PLURAL, name)

@@ -14,7 +14,6 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.fixtures import control_plane  # noqa: F401
 from tests.support.localcluster import LocalCluster
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +38,7 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = 120) -
 
 
 @pytest.fixture(scope="module")
-def api(control_plane: LocalCluster) -> client.ApiClient:  # noqa: F811
+def api(control_plane: LocalCluster) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(control_plane.kubeconfig))
 
 

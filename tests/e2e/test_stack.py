@@ -31,7 +31,8 @@ EXTERNAL = "examples/pulsebase-external.yaml"
 
 def get_pb(api: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     return k8s.CustomObjectsApi(api).get_namespaced_custom_object(  # type: ignore[no-any-return]
-        GROUP, VERSION, namespace, PLURAL, name)
+        GROUP, VERSION, namespace, PLURAL, name
+    )
 
 
 def condition(pb: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -45,8 +46,11 @@ def ready(api: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any] | Non
     """The PulseBase once Ready=True for its current generation, else None."""
     pb = get_pb(api, namespace, name)
     cond = condition(pb, "Ready")
-    current = pb["status"].get("observedGeneration") == pb["metadata"]["generation"] \
-        if "status" in pb else False
+    current = (
+        pb["status"].get("observedGeneration") == pb["metadata"]["generation"]
+        if "status" in pb
+        else False
+    )
     return pb if current and cond and cond["status"] == "True" else None
 
 
@@ -54,23 +58,27 @@ def names(api: k8s.ApiClient, namespace: str) -> dict[str, set[str]]:
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     policy, batch = k8s.PolicyV1Api(api), k8s.BatchV1Api(api)
     return {
-        "StatefulSet": {o.metadata.name
-                        for o in apps.list_namespaced_stateful_set(namespace).items},
+        "StatefulSet": {
+            o.metadata.name for o in apps.list_namespaced_stateful_set(namespace).items
+        },
         "Deployment": {o.metadata.name for o in apps.list_namespaced_deployment(namespace).items},
         "Service": {o.metadata.name for o in core.list_namespaced_service(namespace).items},
         "ConfigMap": {o.metadata.name for o in core.list_namespaced_config_map(namespace).items},
         "Secret": {o.metadata.name for o in core.list_namespaced_secret(namespace).items},
-        "PVC": {o.metadata.name
-                for o in core.list_namespaced_persistent_volume_claim(namespace).items},
-        "PDB": {o.metadata.name
-                for o in policy.list_namespaced_pod_disruption_budget(namespace).items},
+        "PVC": {
+            o.metadata.name for o in core.list_namespaced_persistent_volume_claim(namespace).items
+        },
+        "PDB": {
+            o.metadata.name for o in policy.list_namespaced_pod_disruption_budget(namespace).items
+        },
         "Job": {o.metadata.name for o in batch.list_namespaced_job(namespace).items},
     }
 
 
 def patch_spec(api: k8s.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> None:
     k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name, {"spec": spec})
+        GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
+    )
 
 
 def test_example_stack_becomes_ready_with_every_child(
@@ -85,11 +93,22 @@ def test_example_stack_becomes_ready_with_every_child(
     children = names(api_client, namespace)
     assert {"shop-postgres", "shop-redis", "shop-objectstore"} <= children["StatefulSet"]
     assert {"shop-api", "shop-edge"} <= children["Deployment"]
-    assert {"shop-postgres-rw", "shop-postgres-ro", "shop-redis", "shop-objectstore",
-            "shop-api", "shop-edge"} <= children["Service"]
+    assert {
+        "shop-postgres-rw",
+        "shop-postgres-ro",
+        "shop-redis",
+        "shop-objectstore",
+        "shop-api",
+        "shop-edge",
+    } <= children["Service"]
     assert {"shop-postgres", "shop-redis"} <= children["PDB"]
-    assert {"shop-postgres-superuser", "shop-postgres-app", "shop-redis-auth",
-            "shop-objectstore-keys", "shop-api-keys"} <= children["Secret"]
+    assert {
+        "shop-postgres-superuser",
+        "shop-postgres-app",
+        "shop-redis-auth",
+        "shop-objectstore-keys",
+        "shop-api-keys",
+    } <= children["Secret"]
     assert {f"data-shop-postgres-{i}" for i in range(3)} <= children["PVC"]
 
     # What `kubectl get pb` and `kubectl describe pb` show.
@@ -97,8 +116,14 @@ def test_example_stack_becomes_ready_with_every_child(
     assert status["phase"] == "Ready"
     assert status["readyComponents"] == "5/5"
     assert status["buckets"] == {"assets": "shop-assets", "backups": "shop-backups"}
-    for kind in ("Ready", "PostgresReady", "RedisReady", "ObjectStorageReady", "ApiReady",
-                 "CdnReady"):
+    for kind in (
+        "Ready",
+        "PostgresReady",
+        "RedisReady",
+        "ObjectStorageReady",
+        "ApiReady",
+        "CdnReady",
+    ):
         assert condition(pb, kind)["status"] == "True", kind
     assert condition(pb, "Progressing")["status"] == "False"
     assert condition(pb, "Degraded")["status"] == "False"
@@ -135,31 +160,45 @@ def test_scaling_updates_and_pruning_follow_the_spec(
     apps = k8s.AppsV1Api(api_client)
 
     # Scale: the children follow and status goes back to Ready.
-    patch_spec(api_client, namespace, "shop", {"api": {"replicas": 5},
-                                                "postgres": {"instances": 5}})
-    wait_for(lambda: apps.read_namespaced_deployment("shop-api", namespace).spec.replicas == 5,
-             what="API Deployment scaled to 5")
-    wait_for(lambda: apps.read_namespaced_stateful_set("shop-postgres", namespace)
-             .spec.replicas == 5, what="PostgreSQL scaled to 5")
+    patch_spec(
+        api_client, namespace, "shop", {"api": {"replicas": 5}, "postgres": {"instances": 5}}
+    )
+    wait_for(
+        lambda: apps.read_namespaced_deployment("shop-api", namespace).spec.replicas == 5,
+        what="API Deployment scaled to 5",
+    )
+    wait_for(
+        lambda: apps.read_namespaced_stateful_set("shop-postgres", namespace).spec.replicas == 5,
+        what="PostgreSQL scaled to 5",
+    )
     wait_for(lambda: ready(api_client, namespace, "shop"), timeout=120, what="Ready again")
 
     # A version change rolls the API onto the new release image.
     patch_spec(api_client, namespace, "shop", {"version": "2.5.0"})
-    wait_for(lambda: apps.read_namespaced_deployment("shop-api", namespace)
-             .spec.template.spec.containers[0].image.endswith(":2.5.0"), what="new image")
+    wait_for(
+        lambda: (
+            apps.read_namespaced_deployment("shop-api", namespace)
+            .spec.template.spec.containers[0]
+            .image.endswith(":2.5.0")
+        ),
+        what="new image",
+    )
     pb = wait_for(lambda: ready(api_client, namespace, "shop"), timeout=120, what="Ready")
     assert pb["status"]["version"] == "2.5.0"
 
     # Removing the CDN prunes its objects and disables its condition.
     patch_spec(api_client, namespace, "shop", {"cdn": {"provider": "none"}})
-    wait_for(lambda: "shop-edge" not in names(api_client, namespace)["Deployment"],
-             what="edge Deployment pruned")
+    wait_for(
+        lambda: "shop-edge" not in names(api_client, namespace)["Deployment"],
+        what="edge Deployment pruned",
+    )
     pb = wait_for(lambda: ready(api_client, namespace, "shop"), timeout=120, what="Ready")
     assert "shop-edge" not in names(api_client, namespace)["Service"]
     assert pb["status"]["components"]["cdn"]["mode"] == "disabled"
     assert pb["status"]["readyComponents"] == "4/4"
-    events = control_plane.kubectl("get", "events", "-n", namespace,
-                                   "--field-selector", "reason=Pruned").stdout
+    events = control_plane.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=Pruned"
+    ).stdout
     assert "shop-edge" in events
 
 
@@ -189,8 +228,10 @@ def test_restart_mid_way_converges_without_duplicates(
 ) -> None:
     assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
     core = k8s.CoreV1Api(api_client)
-    wait_for(lambda: "shop-postgres-superuser" in names(api_client, namespace)["Secret"],
-             what="first credentials")
+    wait_for(
+        lambda: "shop-postgres-superuser" in names(api_client, namespace)["Secret"],
+        what="first credentials",
+    )
     operator.stop(signal.SIGKILL)  # no chance to finish the pass
     password = core.read_namespaced_secret("shop-postgres-superuser", namespace).data
     operator.start()
@@ -200,7 +241,10 @@ def test_restart_mid_way_converges_without_duplicates(
     apps = k8s.AppsV1Api(api_client)
     statefulsets = apps.list_namespaced_stateful_set(namespace).items
     assert sorted(s.metadata.name for s in statefulsets) == [
-        "shop-objectstore", "shop-postgres", "shop-redis"]
+        "shop-objectstore",
+        "shop-postgres",
+        "shop-redis",
+    ]
     assert len(apps.list_namespaced_deployment(namespace).items) == 2
 
 
@@ -213,15 +257,18 @@ def test_external_mode_deploys_only_the_api_and_cdn(
     assert children["StatefulSet"] == set()
     assert children["Deployment"] == {"shop-api", "shop-edge"}
     assert pb["status"]["components"]["postgres"]["mode"] == "external"
-    assert pb["status"]["buckets"] == {"assets": "shop-assets-prod",
-                                       "backups": "shop-backups-prod"}
+    assert pb["status"]["buckets"] == {"assets": "shop-assets-prod", "backups": "shop-backups-prod"}
 
     # A credential the spec points at disappears: the component and the stack say why.
     core = k8s.CoreV1Api(api_client)
-    core.patch_namespaced_secret("shop-cloud-credentials", namespace,
-                                 [{"op": "remove", "path": "/data/db-password"}])
-    pb = wait_for(lambda: (p := get_pb(api_client, namespace, "shop"))["status"]["phase"]
-                  == "Degraded" and p, timeout=60, what="Degraded")
+    core.patch_namespaced_secret(
+        "shop-cloud-credentials", namespace, [{"op": "remove", "path": "/data/db-password"}]
+    )
+    pb = wait_for(
+        lambda: (p := get_pb(api_client, namespace, "shop"))["status"]["phase"] == "Degraded" and p,
+        timeout=60,
+        what="Degraded",
+    )
     assert "shop-cloud-credentials has no key db-password" in pb["status"]["message"]
     assert condition(pb, "PostgresReady")["status"] == "False"
 
@@ -233,27 +280,38 @@ def test_growing_a_volume_resizes_claims_without_restarting_pods(
     wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
     core, apps = k8s.CoreV1Api(api_client), k8s.AppsV1Api(api_client)
     selector = "pulsebase.io/instance=shop,app.kubernetes.io/component=postgres"
-    pods = {p.metadata.name: p.metadata.uid
-            for p in core.list_namespaced_pod(namespace, label_selector=selector).items}
+    pods = {
+        p.metadata.name: p.metadata.uid
+        for p in core.list_namespaced_pod(namespace, label_selector=selector).items
+    }
     assert len(pods) == 3
 
     patch_spec(api_client, namespace, "shop", {"postgres": {"storage": {"size": "60Gi"}}})
 
     def claims_grown() -> bool:
-        claims = [core.read_namespaced_persistent_volume_claim(f"data-shop-postgres-{i}",
-                                                               namespace) for i in range(3)]
+        claims = [
+            core.read_namespaced_persistent_volume_claim(f"data-shop-postgres-{i}", namespace)
+            for i in range(3)
+        ]
         return all(c.spec.resources.requests["storage"] == "60Gi" for c in claims)
 
     wait_for(claims_grown, what="volume claims asking for 60Gi")
-    wait_for(lambda: (s := _statefulset(apps, namespace, "shop-postgres")) is not None and s
-             .spec.volume_claim_templates[0].spec.resources.requests["storage"] == "60Gi",
-             what="StatefulSet recreated with the new template")
+    wait_for(
+        lambda: (
+            (s := _statefulset(apps, namespace, "shop-postgres")) is not None
+            and s.spec.volume_claim_templates[0].spec.resources.requests["storage"] == "60Gi"
+        ),
+        what="StatefulSet recreated with the new template",
+    )
     wait_for(lambda: ready(api_client, namespace, "shop"), timeout=120, what="Ready again")
-    after = {p.metadata.name: p.metadata.uid
-             for p in core.list_namespaced_pod(namespace, label_selector=selector).items}
+    after = {
+        p.metadata.name: p.metadata.uid
+        for p in core.list_namespaced_pod(namespace, label_selector=selector).items
+    }
     assert after == pods  # the same pods, adopted, never restarted
-    events = control_plane.kubectl("get", "events", "-n", namespace,
-                                   "--field-selector", "reason=ResizingVolume").stdout
+    events = control_plane.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=ResizingVolume"
+    ).stdout
     assert "data-shop-postgres-0" in events
 
 
@@ -274,9 +332,15 @@ def test_deletion_policy_delete_removes_volumes_and_credentials(
     assert apply(control_plane, *docs).returncode == 0
     wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
     # Patroni keeps its cluster state in ConfigMaps of its own; stand in for it.
-    state = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-        "name": "shop-postgres-config", "namespace": namespace,
-        "labels": {"pulsebase.io/patroni-scope": "shop-postgres"}}}
+    state = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "shop-postgres-config",
+            "namespace": namespace,
+            "labels": {"pulsebase.io/patroni-scope": "shop-postgres"},
+        },
+    }
     assert apply(control_plane, state).returncode == 0
 
     done = control_plane.kubectl("delete", "pb", "shop", "-n", namespace, "--timeout=60s")
@@ -284,8 +348,11 @@ def test_deletion_policy_delete_removes_volumes_and_credentials(
 
     def released() -> bool:
         left = names(api_client, namespace)
-        return not left["PVC"] and not left["StatefulSet"] and not any(
-            s.startswith("shop-") for s in left["Secret"]) and \
-            "shop-postgres-config" not in left["ConfigMap"]
+        return (
+            not left["PVC"]
+            and not left["StatefulSet"]
+            and not any(s.startswith("shop-") for s in left["Secret"])
+            and "shop-postgres-config" not in left["ConfigMap"]
+        )
 
     wait_for(released, timeout=90, what="volumes, credentials and Patroni state removed")

@@ -1,7 +1,7 @@
 """Pytest glue for the local control plane: the `control_plane` fixture and audit-log helpers.
 
-Import the fixture into a test module (or a conftest) with
-`from tests.support.fixtures import control_plane  # noqa: F401`.
+tests/conftest.py registers this module as a plugin, so every test can ask for
+`control_plane`.
 
 Set PULSEBASE_KUBECONFIG_REUSE=DIR to run against a cluster already started with
 `python -m tests.support.localcluster up --state-dir DIR` (fast edit-test loops); otherwise

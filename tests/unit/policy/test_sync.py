@@ -122,10 +122,16 @@ def test_added_server_fields_never_count_as_drift(want: dict[str, Any], extra: A
 
 
 def job(script: str) -> dict[str, Any]:
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": "shop-init", "namespace": "prod"},
-            "spec": {"template": {"spec": {"containers": [{"name": "init",
-                                                           "command": ["sh", "-c", script]}]}}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "shop-init", "namespace": "prod"},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "init", "command": ["sh", "-c", script]}]}
+            }
+        },
+    }
 
 
 def test_a_changed_job_is_replaced_not_patched() -> None:
@@ -134,7 +140,8 @@ def test_a_changed_job_is_replaced_not_patched() -> None:
     result = sync.plan(desired=[job("echo two")], live=[live], owner=OWNER)
     assert result.apply == ()
     assert [(r.live["metadata"]["uid"], r.propagation) for r in result.replace] == [
-        ("job-uid", "Background")]
+        ("job-uid", "Background")
+    ]
 
 
 def test_a_job_already_being_deleted_is_left_to_finish() -> None:
@@ -145,12 +152,16 @@ def test_a_job_already_being_deleted_is_left_to_finish() -> None:
 
 
 def statefulset(size: str, replicas: int = 3) -> dict[str, Any]:
-    claim = {"metadata": {"name": "data"},
-             "spec": {"accessModes": ["ReadWriteOnce"],
-                      "resources": {"requests": {"storage": size}}}}
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet",
-            "metadata": {"name": "shop-postgres", "namespace": "prod"},
-            "spec": {"replicas": replicas, "volumeClaimTemplates": [claim]}}
+    claim = {
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "shop-postgres", "namespace": "prod"},
+        "spec": {"replicas": replicas, "volumeClaimTemplates": [claim]},
+    }
 
 
 def test_a_grown_volume_recreates_the_statefulset_orphaning_its_pods() -> None:

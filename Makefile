@@ -1,0 +1,70 @@
+# The interface people and CI share. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLUSTER_DIR := .cluster
+KUBECONFIG_LOCAL := $(CLUSTER_DIR)/kubeconfig
+BIN = $(shell hack/build-tools.sh --print)
+EXAMPLE ?= examples/pulsebase.yaml
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,lint]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create the virtual environment with the operator and test tools
+
+.PHONY: tools
+tools: ## build the pinned control plane and KWOK into the cache (skipped when present)
+	hack/build-tools.sh
+
+.PHONY: crds
+crds: venv ## regenerate crds/ and docs/spec.md from the models
+	$(PY) -m pulsebase_operator.cli crd > crds/pulsebase.yaml
+	$(PY) hack/spec_reference.py > docs/spec.md
+
+.PHONY: cluster-up
+cluster-up: venv tools ## start a local control plane; kubeconfig in .cluster/kubeconfig
+	PULSEBASE_BIN_DIR=$(BIN) $(PY) -m tests.support.localcluster up --state-dir $(CLUSTER_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## stop the local control plane and the operator started by `make dev`
+	-@[ -f $(CLUSTER_DIR)/operator.pid ] && kill $$(cat $(CLUSTER_DIR)/operator.pid) 2>/dev/null; \
+	  rm -f $(CLUSTER_DIR)/operator.pid
+	$(PY) -m tests.support.localcluster down --state-dir $(CLUSTER_DIR)
+
+.PHONY: dev
+dev: cluster-up ## local control plane + CRD + operator + the example stack, then wait for Ready
+	$(PY) hack/dev.py --state-dir $(CLUSTER_DIR) --kubectl $(BIN)/kubectl --example $(EXAMPLE)
+
+.PHONY: test
+test: venv tools ## unit, integration and end-to-end tests (starts and stops what they need)
+	PULSEBASE_BIN_DIR=$(BIN) $(VENV)/bin/pytest tests
+
+.PHONY: lint
+lint: venv ## ruff, mypy --strict, layer contracts, CRD drift
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m pulsebase_operator.cli crd | diff -u crds/pulsebase.yaml - \
+	  || (echo "crds/ is stale: run 'make crds'"; exit 1)
+
+.PHONY: bench
+bench: venv tools ## print render and reconcile figures (write requests, pass time, memory)
+	PULSEBASE_BIN_DIR=$(BIN) $(PY) hack/bench.py
+
+.PHONY: kind-up
+kind-up: venv ## for machines with Docker: a kind cluster, the CRD and the operator (not run in CI)
+	kind create cluster --name pulsebase --config hack/kind.yaml
+	kubectl apply --server-side -f crds/
+	@echo "Run the operator against it: $(VENV)/bin/pulsebase-operator run"
