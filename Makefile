@@ -37,10 +37,11 @@ cluster-up: venv tools ## start a local control plane; kubeconfig in .cluster/ku
 	PULSEBASE_BIN_DIR=$(BIN) $(PY) -m tests.support.localcluster up --state-dir $(CLUSTER_DIR)
 
 .PHONY: cluster-down
-cluster-down: ## stop the local control plane and the operator started by `make dev`
+cluster-down: ## stop the operator and the local control plane, and remove .cluster
 	-@[ -f $(CLUSTER_DIR)/operator.pid ] && kill $$(cat $(CLUSTER_DIR)/operator.pid) 2>/dev/null; \
 	  rm -f $(CLUSTER_DIR)/operator.pid
-	$(PY) -m tests.support.localcluster down --state-dir $(CLUSTER_DIR)
+	-@[ -d $(CLUSTER_DIR) ] && $(PY) -m tests.support.localcluster down --state-dir $(CLUSTER_DIR)
+	rm -rf $(CLUSTER_DIR)
 
 .PHONY: dev
 dev: cluster-up ## local control plane + CRD + operator + the example stack, then wait for Ready
