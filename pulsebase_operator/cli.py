@@ -77,8 +77,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulsebase_operator.kube.client import Kube, connection_info, load_config
     from pulsebase_operator.reconcile import handlers
     from pulsebase_operator.telemetry import logging as telemetry_logging
+    from pulsebase_operator.telemetry import metrics
 
     telemetry_logging.configure(args.log_level)
+    if args.metrics_address:
+        metrics.serve(args.metrics_address)
     api_client, in_cluster = load_config(args.kubeconfig)
     handlers.OPTIONS.kube = Kube(api_client)
     if not in_cluster:
@@ -122,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
         "--health-address",
         metavar="HOST:PORT",
         help="serve a liveness endpoint at http://HOST:PORT/healthz",
+    )
+    run.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics",
     )
     run.set_defaults(func=cmd_run)
 

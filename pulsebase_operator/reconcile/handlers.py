@@ -25,6 +25,7 @@ from pulsebase_operator.api import models
 from pulsebase_operator.kube.client import Kube, PermanentError, TemporaryError
 from pulsebase_operator.reconcile import stack
 from pulsebase_operator.render import labels
+from pulsebase_operator.telemetry import metrics
 
 log = structlog.get_logger("pulsebase_operator.reconcile")
 
@@ -137,6 +138,10 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
         outcome = await asyncio.to_thread(
             stack.reconcile, kube, body, correlation_id=correlation_id
         )
+        metrics.PASS_SECONDS.labels("converged" if not outcome.changes else "changed").observe(
+            time.monotonic() - started
+        )
+        metrics.WRITES.inc(outcome.writes)
         level = logging.INFO if outcome.changes else logging.DEBUG
         log.log(
             level,
@@ -149,9 +154,11 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
         )
         return OPTIONS.resync_seconds
     except TemporaryError as error:
+        metrics.PASS_ERRORS.labels("temporary").inc()
         log.warning("pass deferred", step=error.step, reason=error.detail, attempt=failures + 1)
         return None
     except PermanentError as error:
+        metrics.PASS_ERRORS.labels("permanent").inc()
         log.error("pass failed", step=error.step, reason=error.detail)
         await asyncio.to_thread(
             stack.report_failure, kube, body, error=error, correlation_id=correlation_id

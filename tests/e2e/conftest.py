@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from tests.support.localcluster import LocalCluster
+from tests.support.localcluster import LocalCluster, free_port
 
 GROUP, VERSION, PLURAL = "pulsebase.io", "v1alpha1", "pulsebases"
 OPERATOR_USER = "pulsebase-operator"
@@ -31,6 +32,7 @@ class Operator:
         self.cluster = cluster
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
@@ -46,6 +48,8 @@ class Operator:
                 str(RESYNC_SECONDS),
                 "--log-level",
                 "DEBUG",
+                "--metrics-address",
+                f"127.0.0.1:{self.metrics_port}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -61,6 +65,17 @@ class Operator:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def metric(self, name: str) -> float:
+        """The sum of every sample of `name` on the operator's /metrics page."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((name + " ", name + "{"))
+        )
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()

@@ -141,10 +141,14 @@ def test_example_stack_becomes_ready_with_every_child(
     # A steady pass writes nothing: count the operator's write requests in the audit log.
     mark = audit_lines(control_plane.audit_log)
     passes_before = _passes(operator)
+    counted_before = operator.metric("pulsebase_operator_api_writes_total")
     time.sleep(RESYNC_SECONDS * 3 + 1)
     assert _passes(operator) >= passes_before + 2, "the resync timer did not run passes"
     writes = count_writes(control_plane.audit_log, OPERATOR_USER, since_line=mark)
     assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
+    # The operator's own counter agrees with the API server.
+    assert operator.metric("pulsebase_operator_api_writes_total") == counted_before
+    assert operator.metric("pulsebase_operator_reconcile_duration_seconds_count") > 0
     print(f"write requests in {_passes(operator) - passes_before} steady passes: {len(writes)}")
 
 
