@@ -22,7 +22,8 @@ from tests.support.localcluster import LocalCluster, free_port
 
 GROUP, VERSION, PLURAL = "pulsebase.io", "v1alpha1", "pulsebases"
 OPERATOR_USER = "pulsebase-operator"
-RESYNC_SECONDS = 3
+# Long enough that a pass within seconds can only have been woken by a watch event.
+RESYNC_SECONDS = 30
 
 
 class Operator:

@@ -13,7 +13,6 @@ from tests.e2e.conftest import (
     GROUP,
     OPERATOR_USER,
     PLURAL,
-    RESYNC_SECONDS,
     VERSION,
     Operator,
     apply,
@@ -138,12 +137,23 @@ def test_example_stack_becomes_ready_with_every_child(
     applied = next(d for d in example(MANAGED, namespace) if d["kind"] == "PulseBase")
     assert pb["spec"] == applied["spec"]
 
-    # A steady pass writes nothing: count the operator's write requests in the audit log.
+    # A steady pass writes nothing: count the operator's write requests in the audit log
+    # while events on the children wake it for pass after pass.
     mark = audit_lines(control_plane.audit_log)
     passes_before = _passes(operator)
     counted_before = operator.metric("pulsebase_operator_api_writes_total")
-    time.sleep(RESYNC_SECONDS * 3 + 1)
-    assert _passes(operator) >= passes_before + 2, "the resync timer did not run passes"
+    for touch in range(3):
+        control_plane.kubectl(
+            "annotate",
+            "statefulset",
+            "shop-redis",
+            "-n",
+            namespace,
+            f"example.com/touched={touch}",
+            "--overwrite",
+        )
+        time.sleep(2)
+    assert _passes(operator) >= passes_before + 3, "child events did not wake the operator"
     writes = count_writes(control_plane.audit_log, OPERATOR_USER, since_line=mark)
     assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
     # The operator's own counter agrees with the API server.
@@ -360,3 +370,33 @@ def test_deletion_policy_delete_removes_volumes_and_credentials(
         )
 
     wait_for(released, timeout=90, what="volumes, credentials and Patroni state removed")
+
+
+def test_status_follows_child_readiness_within_seconds(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
+) -> None:
+    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
+    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    nodes = ["kwok-node-0", "kwok-node-1"]
+    try:
+        # A member lost with nowhere to reschedule it: PostgreSQL has 2 of 3 ready.
+        for node in nodes:
+            control_plane.kubectl("cordon", node)
+        control_plane.kubectl("delete", "pod", "shop-postgres-1", "-n", namespace, "--wait=false")
+        pb = wait_for(
+            lambda: (
+                (p := get_pb(api_client, namespace, "shop"))["status"]["phase"] == "Progressing"
+                and p
+            ),
+            timeout=10,
+            what="Progressing within seconds",
+        )
+        assert "2/3" in pb["status"]["message"]
+        assert condition(pb, "PostgresReady")["status"] == "False"
+        assert condition(pb, "Ready")["status"] == "False"
+    finally:
+        for node in nodes:
+            control_plane.kubectl("uncordon", node)
+    wait_for(
+        lambda: ready(api_client, namespace, "shop"), timeout=10, what="Ready again within seconds"
+    )
