@@ -41,6 +41,9 @@ def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
     for key in _DROPPED_KEYWORDS:
         schema.pop(key, None)
+    if kind := schema.pop(models.FORMAT_KEY, None):
+        rule = models.cel(models.FORMAT_CEL[kind], models.FORMAT_MESSAGES[kind])
+        schema["x-kubernetes-validations"] = [rule, *schema.get("x-kubernetes-validations", [])]
 
     if "properties" in schema:
         schema["type"] = "object"

@@ -15,7 +15,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from pulsebase_operator.api.quantity import (
@@ -41,8 +48,22 @@ SEMVER_PATTERN = (
     r"(\+([0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*))?$"
 )
 # Five cron fields, as CronJob takes them; no macros, no seconds field.
-CRON_PATTERN = r"^(\S+\s+){4}\S+$"
-CRON_FIELD = r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*$"
+
+
+def _cron_field(number: str) -> str:
+    item = rf"(\*|{number}(-{number})?)(/[1-9][0-9]?)?"
+    return rf"{item}(,{item})*"
+
+
+# Minute, hour, day of month, month, day of week: numbers only, each within its range.
+CRON_FIELDS = (
+    _cron_field(r"[0-5]?[0-9]"),
+    _cron_field(r"([01]?[0-9]|2[0-3])"),
+    _cron_field(r"(0?[1-9]|[12][0-9]|3[01])"),
+    _cron_field(r"(0?[1-9]|1[0-2])"),
+    _cron_field(r"[0-7]"),
+)
+CRON_PATTERN = "^" + " ".join(CRON_FIELDS) + "$"
 # A PulseBase name becomes part of every child's name and of Service names, which must
 # be DNS-1035 labels; 40 characters leave room for the longest suffix within 52.
 NAME_MAX_LENGTH = 40
@@ -92,19 +113,66 @@ def _cel_list(items: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{item}'" for item in items) + "]"
 
 
+def _duration_between(low: str, high: str) -> dict[str, str]:
+    return cel(
+        f"!self.matches(r'{DURATION_PATTERN}') || "
+        f"(duration(self) >= duration('{low}') && duration(self) <= duration('{high}'))",
+        f"must be between {low} and {high}",
+    )
+
+
 def validations(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
 
 
-Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
+# Formats whose regular expression would make an unreadable error. The CRD checks them
+# with a CEL rule and a plain message instead of a `pattern` (api.crd turns the marker
+# into the rule); the models raise the same message.
+FORMAT_KEY = "x-pulsebase-format"
+FORMAT_MESSAGES = {
+    "quantity": "must be a quantity such as 512Mi, 10Gi or 250m",
+    "duration": "must be a duration such as 30s, 15m or 1h30m",
+    "cron": "must be a five-field cron expression: minute hour day-of-month month "
+    "day-of-week, numbers within range, single spaces",
+    "semver": "must be a semantic version such as 2.4.1, without a leading v",
+}
+FORMAT_CEL = {
+    "quantity": "isQuantity(self) && !self.startsWith('-') && !self.startsWith('+')",
+    "duration": f"self.matches(r'{DURATION_PATTERN}')",
+    "cron": f"self.matches(r'{CRON_PATTERN}')",
+    "semver": f"self.matches(r'{SEMVER_PATTERN}')",
+}
+_FORMAT_CHECKS = {
+    "quantity": QUANTITY_PATTERN,
+    "duration": DURATION_PATTERN,
+    "cron": CRON_PATTERN,
+    "semver": SEMVER_PATTERN,
+}
+
+
+def _formatted(kind: str, max_length: int) -> Any:
+    def check(value: str) -> str:
+        if not re.match(_FORMAT_CHECKS[kind], value):
+            raise ValueError(FORMAT_MESSAGES[kind])
+        return value
+
+    return Annotated[
+        str,
+        Field(max_length=max_length, json_schema_extra={FORMAT_KEY: kind}),
+        AfterValidator(check),
+    ]
+
+
+Quantity = _formatted("quantity", 32)
+Duration = _formatted("duration", 32)
+Cron = _formatted("cron", 100)
+Version = _formatted("semver", 64)
 Image = Annotated[str, StringConstraints(pattern=IMAGE_PATTERN, min_length=1, max_length=255)]
 SecretName = Annotated[
     str, StringConstraints(pattern=SECRET_NAME_PATTERN, min_length=1, max_length=253)
 ]
 SecretKey = Annotated[str, StringConstraints(pattern=SECRET_KEY_PATTERN, max_length=253)]
 Percent = Annotated[str, StringConstraints(pattern=PERCENT_PATTERN, max_length=16)]
-Cron = Annotated[str, StringConstraints(pattern=CRON_PATTERN, max_length=100)]
 TimeZone = Annotated[str, StringConstraints(pattern=TIME_ZONE_PATTERN, max_length=64)]
 
 
@@ -180,7 +248,10 @@ class Storage(Model):
         description="Volume size per instance. May grow (if the storage class allows "
         "expansion) but never shrink.",
         json_schema_extra=validations(
-            cel("quantity(self).isGreaterThan(quantity('0'))", "must be larger than zero"),
+            cel(
+                "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))",
+                "must be larger than zero",
+            ),
         ),
     )
     storage_class_name: str | None = Field(
@@ -403,6 +474,7 @@ class RedisSpec(Model):
         description="maxmemory of each node; the container limit adds headroom.",
         json_schema_extra=validations(
             cel(
+                f"!isQuantity(self) || "
                 f"quantity(self).compareTo(quantity('{REDIS_MIN_MEMORY}')) >= 0",
                 f"must be at least {REDIS_MIN_MEMORY}",
             ),
@@ -554,22 +626,12 @@ class BackupSpec(Model):
     rpo: Duration = Field(
         "15m",
         description="Recovery point objective: the most data, in time, a restore may lose.",
-        json_schema_extra=validations(
-            cel(
-                "duration(self) >= duration('1m') && duration(self) <= duration('24h')",
-                "must be between 1m and 24h",
-            )
-        ),
+        json_schema_extra=validations(_duration_between("1m", "24h")),
     )
     rto: Duration = Field(
         "1h",
         description="Recovery time objective: the longest a restore may take.",
-        json_schema_extra=validations(
-            cel(
-                "duration(self) >= duration('1m') && duration(self) <= duration('168h')",
-                "must be between 1m and 168h",
-            )
-        ),
+        json_schema_extra=validations(_duration_between("1m", "168h")),
     )
     drill: Drill = Field(default_factory=Drill)
 
@@ -628,12 +690,7 @@ class MaintenanceWindow(Model):
     duration: Duration = Field(
         "2h",
         description="How long it stays open (at least 30m, at most 24h).",
-        json_schema_extra=validations(
-            cel(
-                "duration(self) >= duration('30m') && duration(self) <= duration('24h')",
-                "must be between 30m and 24h",
-            )
-        ),
+        json_schema_extra=validations(_duration_between("30m", "24h")),
     )
 
 
@@ -674,12 +731,7 @@ class MonitoringSpec(Model):
     probe_interval: Duration = Field(
         "30s",
         description="How often live health probes run.",
-        json_schema_extra=validations(
-            cel(
-                "duration(self) >= duration('5s') && duration(self) <= duration('1h')",
-                "must be between 5s and 1h",
-            )
-        ),
+        json_schema_extra=validations(_duration_between("5s", "1h")),
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     prometheus_rule: bool = Field(True, description="Render a PrometheusRule with alerts.")
@@ -728,6 +780,7 @@ def _grows(path: str, default: str) -> dict[str, str]:
     return _transition(
         path,
         default,
+        "!isQuantity({new}) || !isQuantity({old}) || "
         "quantity({new}).compareTo(quantity({old})) >= 0",
         "may grow but not shrink",
     )
@@ -765,9 +818,7 @@ class PulseBaseSpec(Model):
 
     model_config = ConfigDict(json_schema_extra=validations(*SPEC_TRANSITION_RULES))
 
-    version: str = Field(
-        pattern=SEMVER_PATTERN,
-        max_length=64,
+    version: Version = Field(
         description="PulseBase release to run, a semantic version such as 2.4.1.",
     )
     api: ApiSpec = Field(default_factory=ApiSpec)
@@ -785,26 +836,6 @@ class PulseBaseSpec(Model):
         description="Retain keeps volumes (and backups) when the PulseBase is deleted; "
         "Delete removes the volumes with it.",
     )
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> PulseBaseSpec:
-        schedules = self.backup.schedules
-        for name, expr in (
-            ("backup.schedules.full", schedules.full),
-            ("backup.schedules.incremental", schedules.incremental),
-            ("backup.schedules.vectorTables", schedules.vector_tables),
-            ("backup.drill.schedule", self.backup.drill.schedule),
-            ("maintenance.vacuum.schedule", self.maintenance.vacuum.schedule),
-            ("maintenance.reindex.schedule", self.maintenance.reindex.schedule),
-        ):
-            check_cron(expr, name)
-        return self
-
-
-def check_cron(expr: str, where: str) -> None:
-    fields = expr.split()
-    if len(fields) != 5 or not all(re.match(CRON_FIELD, f) for f in fields):
-        raise ValueError(f"{where}: {expr!r} is not a five-field cron expression")
 
 
 # --- status ----------------------------------------------------------------------

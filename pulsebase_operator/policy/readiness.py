@@ -287,24 +287,9 @@ def failed_status(
     """Status for a spec the operator cannot act on at all (nothing was changed)."""
     generation = pb_body.get("metadata", {}).get("generation")
     old = previous.get("conditions") or []
-    ready = condition(
-        kind="Ready",
-        true=False,
-        reason=reason,
-        message=message,
-        generation=generation,
-        previous=old,
-        now=now,
-    )
-    degraded = condition(
-        kind="Degraded",
-        true=True,
-        reason=reason,
-        message=message,
-        generation=generation,
-        previous=old,
-        now=now,
-    )
+    cond = _condition_factory(generation=generation, previous=old, now=now)
+    ready = cond("Ready", False, reason, message)
+    degraded = cond("Degraded", True, reason, message)
     kept = [c for c in old if c.get("type") not in ("Ready", "Degraded")]
     return {
         **previous,

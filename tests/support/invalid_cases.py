@@ -34,8 +34,8 @@ def spec(**parts: Any) -> dict[str, Any]:
 
 
 CREATE_CASES = [
-    Case("version-not-semver", spec(version="2.4"), "spec.version", "should match"),
-    Case("version-leading-v", spec(version="v2.4.1"), "spec.version", "should match"),
+    Case("version-not-semver", spec(version="2.4"), "spec.version", "must be a semantic version"),
+    Case("version-leading-v", spec(version="v2.4.1"), "spec.version", "without a leading v"),
     Case(
         "api-replicas-negative",
         spec(api={"replicas": -1}),
@@ -64,7 +64,7 @@ CREATE_CASES = [
         "storage-size-not-quantity",
         spec(postgres={"storage": {"size": "50GB"}}),
         "spec.postgres.storage.size",
-        "should match",
+        "must be a quantity",
     ),
     Case(
         "storage-size-zero",
@@ -153,13 +153,25 @@ CREATE_CASES = [
         "backup-schedule-six-fields",
         spec(backup={"schedules": {"full": "0 0 1 * * *"}}),
         "spec.backup.schedules.full",
-        "should match",
+        "must be a five-field cron expression",
     ),
     Case(
         "backup-schedule-macro",
         spec(backup={"schedules": {"incremental": "@hourly"}}),
         "spec.backup.schedules.incremental",
-        "should match",
+        "must be a five-field cron expression",
+    ),
+    Case(
+        "backup-schedule-minute-out-of-range",
+        spec(backup={"schedules": {"full": "60 1 * * *"}}),
+        "spec.backup.schedules.full",
+        "numbers within range",
+    ),
+    Case(
+        "drill-schedule-step-zero",
+        spec(backup={"drill": {"schedule": "*/0 * * * *"}}),
+        "spec.backup.drill.schedule",
+        "must be a five-field cron expression",
     ),
     Case(
         "backup-rpo-too-short",
@@ -171,7 +183,7 @@ CREATE_CASES = [
         "backup-rpo-not-duration",
         spec(backup={"rpo": "15 minutes"}),
         "spec.backup.rpo",
-        "should match",
+        "must be a duration",
     ),
     Case(
         "maintenance-start-invalid",
