@@ -150,23 +150,27 @@ _FORMAT_CHECKS = {
 }
 
 
-def _formatted(kind: str, max_length: int) -> Any:
+def _checked(kind: str) -> AfterValidator:
     def check(value: str) -> str:
         if not re.match(_FORMAT_CHECKS[kind], value):
             raise ValueError(FORMAT_MESSAGES[kind])
         return value
 
-    return Annotated[
-        str,
-        Field(max_length=max_length, json_schema_extra={FORMAT_KEY: kind}),
-        AfterValidator(check),
-    ]
+    return AfterValidator(check)
 
 
-Quantity = _formatted("quantity", 32)
-Duration = _formatted("duration", 32)
-Cron = _formatted("cron", 100)
-Version = _formatted("semver", 64)
+Quantity = Annotated[
+    str, Field(max_length=32, json_schema_extra={FORMAT_KEY: "quantity"}), _checked("quantity")
+]
+Duration = Annotated[
+    str, Field(max_length=32, json_schema_extra={FORMAT_KEY: "duration"}), _checked("duration")
+]
+Cron = Annotated[
+    str, Field(max_length=100, json_schema_extra={FORMAT_KEY: "cron"}), _checked("cron")
+]
+Version = Annotated[
+    str, Field(max_length=64, json_schema_extra={FORMAT_KEY: "semver"}), _checked("semver")
+]
 Image = Annotated[str, StringConstraints(pattern=IMAGE_PATTERN, min_length=1, max_length=255)]
 SecretName = Annotated[
     str, StringConstraints(pattern=SECRET_NAME_PATTERN, min_length=1, max_length=253)
