@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import yaml
@@ -71,10 +75,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
+    import threading
 
     import kopf
 
     from pulsebase_operator.kube.client import Kube, connection_info, load_config
+    from pulsebase_operator.kube.leases import LeaderElection
     from pulsebase_operator.reconcile import handlers
     from pulsebase_operator.telemetry import logging as telemetry_logging
     from pulsebase_operator.telemetry import metrics
@@ -88,16 +94,72 @@ def cmd_run(args: argparse.Namespace) -> int:
         handlers.OPTIONS.connection = kopf.ConnectionInfo(**connection_info(api_client))
     handlers.OPTIONS.resync_seconds = args.resync_seconds
     namespaces = args.namespace or []
-    health = f"http://{args.health_address}/healthz" if args.health_address else None
-    asyncio.run(
-        kopf.operator(
-            standalone=True,
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            liveness_endpoint=health,
+
+    stop, lost = threading.Event(), threading.Event()
+    election = None
+    if args.leader_elect:
+        election = LeaderElection(
+            api_client,
+            namespace=args.leader_elect_namespace,
+            name="pulsebase-operator",
+            identity=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
         )
-    )
-    return 0
+        # A follower is alive while it waits: answer the liveness probe meanwhile.
+        with _health_while_waiting(args.health_address):
+            election.acquire(stop)
+        threading.Thread(target=election.keep, args=(stop, lost), daemon=True).start()
+        handlers.OPTIONS.on_shutdown.append(lambda: _hand_over(election, stop, lost))
+
+    health = f"http://{args.health_address}/healthz" if args.health_address else None
+    try:
+        asyncio.run(
+            kopf.operator(
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                liveness_endpoint=health,
+                stop_flag=lost,
+            )
+        )
+    finally:
+        if election is not None:
+            _hand_over(election, stop, lost)
+    return 1 if lost.is_set() else 0
+
+
+def _hand_over(election: Any, stop: threading.Event, lost: threading.Event) -> None:
+    """Stop renewing and give the Lease back (once), unless it was lost already."""
+    if not stop.is_set():
+        stop.set()
+        if not lost.is_set():
+            election.release()
+
+
+@contextlib.contextmanager
+def _health_while_waiting(address: str | None) -> Iterator[None]:
+    if not address:
+        yield
+        return
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Alive(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"waiting to become the leader\n")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    host, _, port = address.rpartition(":")
+    server = HTTPServer((host or "0.0.0.0", int(port)), Alive)  # noqa: S104
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -125,6 +187,16 @@ def parser() -> argparse.ArgumentParser:
         "--health-address",
         metavar="HOST:PORT",
         help="serve a liveness endpoint at http://HOST:PORT/healthz",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run several replicas safely: only the holder of the Lease reconciles",
+    )
+    run.add_argument(
+        "--leader-elect-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
     )
     run.add_argument(
         "--metrics-address",

@@ -14,8 +14,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -40,6 +40,7 @@ class Options:
     kube: Kube | None = None
     connection: kopf.ConnectionInfo | None = None  # None: the pod's service account
     resync_seconds: float = 60.0
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 
 
 OPTIONS = Options()
@@ -58,6 +59,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.ERROR
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+
+
+@kopf.on.cleanup()
+async def shut_down(**_: Any) -> None:
+    """kopf has stopped every pass: hand over leadership now, not when the process ends."""
+    for callback in OPTIONS.on_shutdown:
+        await asyncio.to_thread(callback)
 
 
 @kopf.on.login()
@@ -110,7 +118,7 @@ async def keep_stack(
 
 
 @kopf.on.delete(models.GROUP, models.VERSION, models.PLURAL)
-async def release(body: kopf.Body, **_: Any) -> None:
+async def release_leftovers(body: kopf.Body, **_: Any) -> None:
     kube = OPTIONS.kube
     assert kube is not None, "run() sets the API client before kopf starts"
     try:

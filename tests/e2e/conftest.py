@@ -29,9 +29,18 @@ RESYNC_SECONDS = 30
 class Operator:
     """The operator as a real process, started and stopped by the test."""
 
-    def __init__(self, cluster: LocalCluster, log_path: Path) -> None:
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        log_path: Path,
+        *,
+        kubeconfig: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.cluster = cluster
         self.log_path = log_path
+        self.kubeconfig = kubeconfig or cluster.operator_kubeconfig
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = free_port()
 
@@ -44,13 +53,14 @@ class Operator:
                 "pulsebase_operator.cli",
                 "run",
                 "--kubeconfig",
-                str(self.cluster.operator_kubeconfig),
+                str(self.kubeconfig),
                 "--resync-seconds",
                 str(RESYNC_SECONDS),
                 "--log-level",
                 "DEBUG",
                 "--metrics-address",
                 f"127.0.0.1:{self.metrics_port}",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
