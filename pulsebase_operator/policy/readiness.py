@@ -225,6 +225,7 @@ def stack_status(
             "ComponentFailed" if failed else ("PassFailed" if error else "AsExpected"),
             decision if failed or error else "No component has failed.",
         ),
+        cond("Suspended", False, "Reconciling", "The operator reconciles this PulseBase."),
     ]
 
     old_version = previous.get("version")
@@ -298,6 +299,28 @@ def failed_status(
         "message": message,
         "conditions": [dump(ready), dump(degraded), *kept],
     }
+
+
+PAUSE_ANNOTATION = "pulsebase.io/paused"
+
+
+def is_paused(annotations: Mapping[str, str]) -> bool:
+    return annotations.get(PAUSE_ANNOTATION, "").lower() == "true"
+
+
+def paused_status(
+    *, pb_body: Mapping[str, Any], previous: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """Status while paused: everything as last observed, plus Suspended=True."""
+    generation = pb_body.get("metadata", {}).get("generation")
+    old = previous.get("conditions") or []
+    cond = _condition_factory(generation=generation, previous=old, now=now)
+    message = (
+        f"Reconciliation is paused by the annotation {PAUSE_ANNOTATION}=true; remove it to resume."
+    )
+    suspended = cond("Suspended", True, "Paused", message)
+    kept = [c for c in old if c.get("type") != "Suspended"]
+    return {**previous, "message": message, "conditions": [*kept, dump(suspended)]}
 
 
 def dump(model: models.Model) -> dict[str, Any]:

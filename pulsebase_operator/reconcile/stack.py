@@ -75,6 +75,17 @@ def reconcile(
         )
         writes += 1
 
+    # Paused by hand: report it and touch nothing else, not even generated credentials.
+    if readiness.is_paused(meta.get("annotations") or {}):
+        status = readiness.paused_status(pb_body=body, previous=previous, now=now())
+        if _differs(previous, status):
+            kube.patch_status(namespace, name, status)
+            writes += 1
+            event("Paused", status["message"])
+        return Outcome(
+            decision=status["message"], phase=previous.get("phase", "Pending"), writes=writes
+        )
+
     # A spec the models reject is reported, and nothing in the cluster is touched.
     try:
         pb = models.PulseBase.from_body(dict(body))

@@ -400,3 +400,36 @@ def test_status_follows_child_readiness_within_seconds(
     wait_for(
         lambda: ready(api_client, namespace, "shop"), timeout=10, what="Ready again within seconds"
     )
+
+
+def test_a_paused_stack_is_left_alone_until_resumed(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
+) -> None:
+    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
+    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    apps = k8s.AppsV1Api(api_client)
+
+    control_plane.kubectl("annotate", "pb", "shop", "-n", namespace, "pulsebase.io/paused=true")
+    pb = wait_for(
+        lambda: (
+            (p := get_pb(api_client, namespace, "shop"))
+            and (c := condition(p, "Suspended"))
+            and c["status"] == "True"
+            and p
+        ),
+        timeout=15,
+        what="Suspended=True",
+    )
+    assert "remove it to resume" in condition(pb, "Suspended")["message"]
+    patch_spec(api_client, namespace, "shop", {"api": {"replicas": 6}})
+    time.sleep(3)
+    assert apps.read_namespaced_deployment("shop-api", namespace).spec.replicas == 3
+
+    control_plane.kubectl("annotate", "pb", "shop", "-n", namespace, "pulsebase.io/paused-")
+    wait_for(
+        lambda: apps.read_namespaced_deployment("shop-api", namespace).spec.replicas == 6,
+        timeout=15,
+        what="the held change applied on resume",
+    )
+    pb = wait_for(lambda: ready(api_client, namespace, "shop"), timeout=60, what="Ready")
+    assert condition(pb, "Suspended")["status"] == "False"

@@ -204,3 +204,27 @@ def test_status_written_by_other_passes_is_kept() -> None:
     dumped = readiness.dump(verdict.status)
     assert dumped["backup"]["lastFull"] == "2026-12-03T01:00:00Z"
     assert dumped["health"] == {"x": 1}
+
+
+def test_a_paused_stack_keeps_its_status_and_says_it_is_suspended() -> None:
+    first = readiness.stack_status(
+        pb=pb(), components=COMPONENTS, live=live_all_ready(), buckets=BUCKETS, previous={}, now=NOW
+    )
+    previous = readiness.dump(first.status)
+    assert conditions(first.status)["Suspended"].status == "False"
+    body = {"metadata": {"generation": 4}}
+    paused = readiness.paused_status(pb_body=body, previous=previous, now=LATER)
+    by_type = {c["type"]: c for c in paused["conditions"]}
+    assert by_type["Suspended"]["status"] == "True"
+    assert by_type["Suspended"]["lastTransitionTime"] == LATER
+    assert by_type["Ready"] == {c["type"]: c for c in previous["conditions"]}["Ready"]
+    assert paused["phase"] == previous["phase"]
+    # Paused again later: nothing new to write.
+    assert readiness.paused_status(pb_body=body, previous=paused, now=LATER) == paused
+
+
+def test_only_the_value_true_pauses() -> None:
+    assert readiness.is_paused({"pulsebase.io/paused": "true"})
+    assert readiness.is_paused({"pulsebase.io/paused": "True"})
+    assert not readiness.is_paused({"pulsebase.io/paused": "false"})
+    assert not readiness.is_paused({})
