@@ -28,8 +28,9 @@ tools: ## build the pinned control plane and KWOK into the cache (skipped when p
 	hack/build-tools.sh
 
 .PHONY: crds
-crds: venv ## regenerate crds/ and docs/spec.md from the models
+crds: venv ## regenerate crds/, the chart's copy and docs/spec.md from the models
 	$(PY) -m pulsebase_operator.cli crd > crds/pulsebase.yaml
+	cp crds/pulsebase.yaml charts/pulsebase-operator/crds/pulsebase.yaml
 	$(PY) hack/spec_reference.py > docs/spec.md
 
 .PHONY: cluster-up
@@ -38,9 +39,10 @@ cluster-up: venv tools ## start a local control plane; kubeconfig in .cluster/ku
 
 .PHONY: cluster-down
 cluster-down: ## stop the operator and the local control plane, and remove .cluster
-	-@[ -f $(CLUSTER_DIR)/operator.pid ] && kill $$(cat $(CLUSTER_DIR)/operator.pid) 2>/dev/null; \
-	  rm -f $(CLUSTER_DIR)/operator.pid
-	-@[ -d $(CLUSTER_DIR) ] && $(PY) -m tests.support.localcluster down --state-dir $(CLUSTER_DIR)
+	@if [ -f $(CLUSTER_DIR)/operator.pid ]; then \
+	  kill $$(cat $(CLUSTER_DIR)/operator.pid) 2>/dev/null || true; fi
+	@if [ -d $(CLUSTER_DIR) ]; then \
+	  $(PY) -m tests.support.localcluster down --state-dir $(CLUSTER_DIR); fi
 	rm -rf $(CLUSTER_DIR)
 
 .PHONY: dev
@@ -65,7 +67,7 @@ bench: venv tools ## print render and reconcile figures (write requests, pass ti
 	PULSEBASE_BIN_DIR=$(BIN) $(PY) hack/bench.py
 
 .PHONY: kind-up
-kind-up: venv ## for machines with Docker: a kind cluster, the CRD and the operator (not run in CI)
+kind-up: venv ## for machines with Docker: a kind cluster with the CRD (not run in CI)
 	kind create cluster --name pulsebase --config hack/kind.yaml
 	kubectl apply --server-side -f crds/
 	@echo "Run the operator against it: $(VENV)/bin/pulsebase-operator run"

@@ -90,7 +90,8 @@ def main() -> int:
         print(f"{namespace}/{name} is Ready after {time.monotonic() - started:.1f}s\n")
         print(kubectl("get", "pulsebase", "-n", namespace))
         print(kubectl("describe", "pulsebase", name, "-n", namespace))
-    print(f"export KUBECONFIG={state / 'kubeconfig'}  # then: kubectl get pb -A")
+    print(f"export KUBECONFIG={state / 'kubeconfig'}")
+    print(f"{opts.kubectl} get pb -A    # the pinned kubectl; any kubectl 1.30+ works too")
     return 0
 
 

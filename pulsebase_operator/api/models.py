@@ -391,7 +391,8 @@ class PostgresSpec(Model):
         16,
         ge=15,
         le=17,
-        description="PostgreSQL major version. May be raised (a major upgrade) but never lowered.",
+        description="PostgreSQL major version, chosen at creation. Immutable for now: "
+        "in-place major upgrades are not supported yet.",
     )
     image: Image | None = Field(
         None, description="Image with Patroni, PostgreSQL, pgvector and pgBackRest."
@@ -621,7 +622,7 @@ class Drill(Model):
 
 
 class BackupSpec(Model):
-    """Backups, retention and recovery objectives."""
+    """Backups, retention and recovery objectives. Accepted and validated; the operator does not act on it yet."""
 
     enabled: bool = Field(True, description="Take scheduled backups.")
     schedules: BackupSchedules = Field(default_factory=BackupSchedules)
@@ -670,7 +671,7 @@ class Recovery(Model):
 
 
 class Bootstrap(Model):
-    """How the database is created; immutable after creation."""
+    """How the database is created; immutable after creation. Accepted and validated; the operator does not act on it yet."""
 
     recovery: Recovery | None = Field(None, description="Create from a backup.")
 
@@ -706,7 +707,7 @@ class Job(Model):
 
 
 class MaintenanceSpec(Model):
-    """Maintenance windows and routine database jobs."""
+    """Maintenance windows and routine database jobs. Accepted and validated; the operator does not act on it yet."""
 
     time_zone: TimeZone = Field("UTC", description="IANA time zone of windows and jobs.")
     windows: list[MaintenanceWindow] = Field(
@@ -730,7 +731,7 @@ class Thresholds(Model):
 
 
 class MonitoringSpec(Model):
-    """Live health probes and alert rules."""
+    """Live health probes and alert rules. Accepted and validated; the operator does not act on it yet."""
 
     probe_interval: Duration = Field(
         "30s",
@@ -742,7 +743,7 @@ class MonitoringSpec(Model):
 
 
 class UpgradeSpec(Model):
-    """How version changes roll out."""
+    """How version changes roll out. Accepted and validated; the operator does not act on it yet."""
 
     backup_before_upgrade: bool = Field(True, description="Full backup before an upgrade.")
     allow_downgrade: bool = Field(
@@ -803,7 +804,14 @@ SPEC_TRANSITION_RULES = (
     _fixed("objectStorage.managed.storage.storageClassName", "''"),
     _grows("redis.storage.size", "'1Gi'"),
     _fixed("redis.storage.storageClassName", "''"),
-    _transition("postgres.majorVersion", "16", "{new} >= {old}", "may be raised but never lowered"),
+    # Changing the image's major version under an existing data directory would stop
+    # PostgreSQL from starting; the field stays fixed until major upgrades are built.
+    _transition(
+        "postgres.majorVersion",
+        "16",
+        "{new} == {old}",
+        "is immutable: major version upgrades are not supported yet",
+    ),
     _transition("redis.shards", "3", "{new} >= {old}", "may grow but not shrink"),
     _fixed("objectStorage.buckets.assets", "''"),
     _fixed("objectStorage.buckets.backups", "''"),
@@ -837,8 +845,8 @@ class PulseBaseSpec(Model):
     upgrade: UpgradeSpec = Field(default_factory=UpgradeSpec)
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,
-        description="Retain keeps volumes (and backups) when the PulseBase is deleted; "
-        "Delete removes the volumes with it.",
+        description="Retain keeps volume claims, generated credentials and Patroni's "
+        "cluster state when the PulseBase is deleted; Delete removes them with it.",
     )
 
 

@@ -479,7 +479,9 @@ class LocalCluster:
         detach=True puts the processes in their own session so they outlive this process
         (the `up` command); otherwise they die with it (the pytest fixture)."""
         if self.running_pids():
-            raise ClusterError(f"a cluster is already running in {self.state_dir}")
+            raise ClusterError(
+                f"a cluster is already running in {self.state_dir} (make cluster-down stops it)"
+            )
         self.bin_dir = self.bin_dir or resolve_bin_dir(build=False)
         began = time.monotonic()
         self._prepare()
