@@ -622,7 +622,10 @@ class Drill(Model):
 
 
 class BackupSpec(Model):
-    """Backups, retention and recovery objectives. Accepted and validated; the operator does not act on it yet."""
+    """Backups, retention and recovery objectives.
+
+    Accepted and validated; the operator does not act on it yet.
+    """
 
     enabled: bool = Field(True, description="Take scheduled backups.")
     schedules: BackupSchedules = Field(default_factory=BackupSchedules)
@@ -671,7 +674,10 @@ class Recovery(Model):
 
 
 class Bootstrap(Model):
-    """How the database is created; immutable after creation. Accepted and validated; the operator does not act on it yet."""
+    """How the database is created; immutable after creation.
+
+    Accepted and validated; the operator does not act on it yet.
+    """
 
     recovery: Recovery | None = Field(None, description="Create from a backup.")
 
@@ -707,7 +713,10 @@ class Job(Model):
 
 
 class MaintenanceSpec(Model):
-    """Maintenance windows and routine database jobs. Accepted and validated; the operator does not act on it yet."""
+    """Maintenance windows and routine database jobs.
+
+    Accepted and validated; the operator does not act on it yet.
+    """
 
     time_zone: TimeZone = Field("UTC", description="IANA time zone of windows and jobs.")
     windows: list[MaintenanceWindow] = Field(
@@ -731,7 +740,10 @@ class Thresholds(Model):
 
 
 class MonitoringSpec(Model):
-    """Live health probes and alert rules. Accepted and validated; the operator does not act on it yet."""
+    """Live health probes and alert rules.
+
+    Accepted and validated; the operator does not act on it yet.
+    """
 
     probe_interval: Duration = Field(
         "30s",
@@ -743,7 +755,10 @@ class MonitoringSpec(Model):
 
 
 class UpgradeSpec(Model):
-    """How version changes roll out. Accepted and validated; the operator does not act on it yet."""
+    """How version changes roll out.
+
+    Accepted and validated; the operator does not act on it yet.
+    """
 
     backup_before_upgrade: bool = Field(True, description="Full backup before an upgrade.")
     allow_downgrade: bool = Field(
