@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 CLUSTER_DIR := .cluster
 KUBECONFIG_LOCAL := $(CLUSTER_DIR)/kubeconfig
 BIN = $(shell hack/build-tools.sh --print)
+CACHE ?= $(or $(PULSEBASE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pulsebase-operator)
+WHEELHOUSE = $(CACHE)/wheelhouse/$(shell cat requirements/*.lock | sha256sum | cut -c1-16)
 EXAMPLE ?= examples/pulsebase.yaml
 
 .PHONY: help
@@ -49,9 +51,23 @@ cluster-down: ## stop the operator and the local control plane, and remove .clus
 dev: cluster-up ## local control plane + CRD + operator + the example stack, then wait for Ready
 	$(PY) hack/dev.py --state-dir $(CLUSTER_DIR) --kubectl $(BIN)/kubectl --example $(EXAMPLE)
 
+.PHONY: wheelhouse
+wheelhouse: venv ## download the image's locked dependencies once, for the offline install test
+	@[ -f $(WHEELHOUSE)/.complete ] || { \
+	  $(PY) -m pip download --quiet --require-hashes --only-binary=:all: \
+	    -r requirements/build.lock -r requirements/operator.lock -d $(WHEELHOUSE) \
+	    && touch $(WHEELHOUSE)/.complete; }
+
+.PHONY: lock
+lock: venv ## regenerate requirements/*.lock (with hashes) from pyproject.toml and build.in
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-find-links -o requirements/operator.lock pyproject.toml
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-find-links -o requirements/build.lock requirements/build.in
+
 .PHONY: test
-test: venv tools ## unit, integration and end-to-end tests (starts and stops what they need)
-	PULSEBASE_BIN_DIR=$(BIN) $(VENV)/bin/pytest tests
+test: venv tools wheelhouse ## unit and end-to-end tests (starts and stops what they need)
+	PULSEBASE_BIN_DIR=$(BIN) PULSEBASE_WHEELHOUSE=$(WHEELHOUSE) $(VENV)/bin/pytest tests
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict, layer contracts, CRD drift
@@ -59,6 +75,7 @@ lint: venv ## ruff, mypy --strict, layer contracts, CRD drift
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 	$(PY) -m pulsebase_operator.cli crd | diff -u crds/pulsebase.yaml - \
 	  || (echo "crds/ is stale: run 'make crds'"; exit 1)
 
