@@ -107,20 +107,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         # A follower is alive while it waits: answer the liveness probe meanwhile.
         with _health_while_waiting(args.health_address):
             election.acquire(stop)
-        threading.Thread(target=election.keep, args=(stop, lost), daemon=True).start()
         handlers.OPTIONS.on_shutdown.append(lambda: _hand_over(election, stop, lost))
 
     health = f"http://{args.health_address}/healthz" if args.health_address else None
-    try:
-        asyncio.run(
-            kopf.operator(
-                standalone=True,
-                clusterwide=not namespaces,
-                namespaces=namespaces,
-                liveness_endpoint=health,
-                stop_flag=lost,
-            )
+
+    async def operate() -> None:
+        # kopf waits for a threading flag in an executor thread, which would keep the
+        # process alive after a normal stop; an asyncio.Event needs no thread.
+        loop = asyncio.get_running_loop()
+        stop_kopf = asyncio.Event()
+        if election is not None:
+
+            def on_lost() -> None:
+                lost.set()
+                loop.call_soon_threadsafe(stop_kopf.set)
+
+            threading.Thread(target=election.keep, args=(stop, on_lost), daemon=True).start()
+        await kopf.operator(
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=health,
+            stop_flag=stop_kopf,
         )
+
+    try:
+        asyncio.run(operate())
     finally:
         if election is not None:
             _hand_over(election, stop, lost)

@@ -207,19 +207,28 @@ class Kube:
             if error.status not in (404, 409):  # already gone, or replaced meanwhile
                 raise
 
-    def grow_claim(self, claim: Object, size: str) -> None:
-        """Ask for a larger volume; the storage class must allow expansion."""
-        meta = claim["metadata"]
-        step = f"resize PersistentVolumeClaim {meta['namespace']}/{meta['name']} to {size}"
-        resource = self._resource("v1", "PersistentVolumeClaim")
-        self._call(
+    def merge_patch(self, obj: Object, patch: Mapping[str, Any], *, step: str) -> Object:
+        """A JSON merge patch, for the few fields the operator changes outside apply."""
+        meta = obj["metadata"]
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        patched = self._call(
             step,
             resource.patch,
-            body={"spec": {"resources": {"requests": {"storage": size}}}},
+            body=dict(patch),
             name=meta["name"],
             namespace=meta["namespace"],
             content_type="application/merge-patch+json",
             field_manager=FIELD_MANAGER,
+        )
+        return _plain(patched)
+
+    def grow_claim(self, claim: Object, size: str) -> None:
+        """Ask for a larger volume; the storage class must allow expansion."""
+        meta = claim["metadata"]
+        self.merge_patch(
+            claim,
+            {"spec": {"resources": {"requests": {"storage": size}}}},
+            step=f"resize PersistentVolumeClaim {meta['namespace']}/{meta['name']} to {size}",
         )
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Object:

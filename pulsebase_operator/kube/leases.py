@@ -123,8 +123,8 @@ class LeaderElection:
             stop.wait(self.timing.retry_seconds)
         return False
 
-    def keep(self, stop: threading.Event, lost: threading.Event) -> None:
-        """Renew until `stop`; set `lost` when the Lease could not be kept."""
+    def keep(self, stop: threading.Event, on_lost: Callable[[], None]) -> None:
+        """Renew until `stop`; call `on_lost` when the Lease could not be kept."""
         while not stop.wait(self.timing.renew_seconds):
             try:
                 if self.try_acquire():
@@ -134,7 +134,7 @@ class LeaderElection:
             # Give up before the Lease expires, so no other replica can start in overlap.
             if self._clock() - self._renewed_at > self.timing.lease_seconds * 2 / 3:
                 log.error("lost the lease; stopping")
-                lost.set()
+                on_lost()
                 return
 
     def release(self) -> None:

@@ -52,9 +52,25 @@ def _wake(namespace: str | None, name: str | None) -> None:
         event.set()
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Keep no copy of the last handled spec on the object.
+
+    The only change-detecting handler is the deletion one, which needs no diff; kopf's
+    default would write the whole spec into an annotation on every change (one more
+    write, and a spec near the size limit could no longer be annotated or deleted).
+    """
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{models.GROUP}/finalizer"
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Events are posted by the pass itself, with a reason a person can act on.
     settings.posting.level = logging.ERROR
     settings.watching.server_timeout = 300
@@ -127,8 +143,8 @@ async def release_leftovers(body: kopf.Body, **_: Any) -> None:
         raise kopf.TemporaryError(str(error), delay=10) from error
     if deleted:
         log.info(
-            "released what owner references do not collect",
-            deleted=deleted,
+            "deletion handled what owner references would not",
+            changed=deleted,
             namespace=body["metadata"]["namespace"],
             name=body["metadata"]["name"],
         )

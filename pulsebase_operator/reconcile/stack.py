@@ -219,7 +219,7 @@ def release(kube: Kube, body: Mapping[str, Any]) -> list[str]:
     namespace, name = meta["namespace"], meta["name"]
     policy = (body.get("spec") or {}).get("deletionPolicy", models.DeletionPolicy.RETAIN)
     if policy != models.DeletionPolicy.DELETE:
-        return []
+        return _keep_volumes(kube, namespace=namespace, name=name)
     doomed = kube.list("v1", "Secret", namespace, labels.prune_selector(name))
     patroni_state = f"{postgres.SCOPE_LABEL}={naming.postgres(name)}"
     doomed += [
@@ -230,6 +230,38 @@ def release(kube: Kube, body: Mapping[str, Any]) -> list[str]:
     for obj in doomed:
         kube.delete(obj)
     return [f"{obj['kind']} {obj['metadata']['name']}" for obj in doomed]
+
+
+def _keep_volumes(kube: Kube, *, namespace: str, name: str) -> list[str]:
+    """Under Retain, make sure no volume claim goes with its StatefulSet.
+
+    A pass turns the StatefulSets' claim retention to Retain when the policy changes, but
+    a policy changed just before the deletion, while paused or while the operator was
+    down, would find them still set to Delete. So at deletion the claims are cut loose
+    from their StatefulSets directly. Returns what was changed.
+    """
+    changed = []
+    for statefulset in kube.list("apps/v1", "StatefulSet", namespace, labels.prune_selector(name)):
+        uid = statefulset["metadata"]["uid"]
+        policy = statefulset["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
+        if policy.get("whenDeleted", "Retain") == "Retain":
+            continue
+        kube.merge_patch(
+            statefulset,
+            {"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain"}}},
+            step=f"keep the volume claims of StatefulSet {statefulset['metadata']['name']}",
+        )
+        for claim in _claims_of(kube, statefulset):
+            refs = claim["metadata"].get("ownerReferences") or []
+            kept = [ref for ref in refs if ref.get("uid") != uid]
+            if kept != refs:
+                kube.merge_patch(
+                    claim,
+                    {"metadata": {"ownerReferences": kept or None}},
+                    step=f"keep PersistentVolumeClaim {claim['metadata']['name']}",
+                )
+                changed.append(f"PersistentVolumeClaim {claim['metadata']['name']}")
+    return changed
 
 
 def report_failure(

@@ -66,16 +66,20 @@ class Operator:
             stderr=subprocess.STDOUT,
         )
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> bool:
+        """Signal the process; True when it exited by itself within 15 s."""
         if self.process is None:
-            return
+            return True
         self.process.send_signal(sig)
+        exited = True
         try:
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            exited = False
             self.process.kill()
             self.process.wait()
         self.process = None
+        return exited
 
     def metric(self, name: str) -> float:
         """The sum of every sample of `name` on the operator's /metrics page."""

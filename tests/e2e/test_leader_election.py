@@ -92,7 +92,7 @@ def test_a_graceful_stop_hands_the_lease_over_at_once(
 ) -> None:
     leader = wait_for(lambda: leading(api_client, replicas), what="a replica to lead")
     follower = next(r for r in replicas if r is not leader)
-    leader.stop(signal.SIGTERM)
+    assert leader.stop(signal.SIGTERM), "the leader did not exit by itself after SIGTERM"
     stopped = time.monotonic()
     wait_for(
         lambda: str(follower.process.pid) in (holder(api_client) or ""),

@@ -433,3 +433,26 @@ def test_a_paused_stack_is_left_alone_until_resumed(
     )
     pb = wait_for(lambda: ready(api_client, namespace, "shop"), timeout=60, what="Ready")
     assert condition(pb, "Suspended")["status"] == "False"
+
+
+def test_retain_set_just_before_deletion_still_keeps_the_volumes(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
+) -> None:
+    docs = example(MANAGED, namespace)
+    next(d for d in docs if d["kind"] == "PulseBase")["spec"]["deletionPolicy"] = "Delete"
+    assert apply(control_plane, *docs).returncode == 0
+    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    pvcs = names(api_client, namespace)["PVC"]
+    # Paused, so no pass carries the new policy over to the StatefulSets before deletion.
+    control_plane.kubectl("annotate", "pb", "shop", "-n", namespace, "pulsebase.io/paused=true")
+    patch_spec(api_client, namespace, "shop", {"deletionPolicy": "Retain"})
+
+    done = control_plane.kubectl("delete", "pb", "shop", "-n", namespace, "--timeout=60s")
+    assert done.returncode == 0, done.stderr
+    wait_for(
+        lambda: not names(api_client, namespace)["StatefulSet"],
+        timeout=90,
+        what="StatefulSets collected",
+    )
+    time.sleep(3)  # the garbage collector would have removed the claims by now
+    assert names(api_client, namespace)["PVC"] == pvcs
