@@ -153,12 +153,17 @@ class Kube:
         meta = obj["metadata"]
         step = f"apply {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
         resource = self._resource(obj["apiVersion"], obj["kind"])
+        # Sent as text: the client's own JSON encoding escapes characters outside the
+        # Basic Multilingual Plane as surrogate pairs, which the API server's YAML
+        # decoder refuses.
+        body = json.dumps(obj, ensure_ascii=False)
         applied = self._call(
             step,
-            resource.server_side_apply,
-            body=obj,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
+            self._client.request,
+            "patch",
+            resource.path(name=meta["name"], namespace=meta.get("namespace")),
+            body=body,
+            content_type="application/apply-patch+yaml",
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
         )

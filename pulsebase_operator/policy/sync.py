@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from pulsebase_operator.api.quantity import parse_quantity
@@ -96,8 +96,16 @@ def _same_scalar(want: Any, have: Any) -> bool:
     return False
 
 
+_INT64_MAX = Decimal(2**63 - 1)
+
+
 def _quantity(text: str) -> Decimal:
-    return parse_quantity(text)
+    """A quantity as the API server stores it: rounded up to a thousandth, capped at int64.
+
+    Comparing raw values would see `0.0001` (stored as `1m`) as drift on every pass.
+    """
+    value = parse_quantity(text)
+    return min(value.quantize(Decimal("0.001"), rounding=ROUND_CEILING), _INT64_MAX)
 
 
 def covers(have: Any, want: Any) -> bool:

@@ -79,7 +79,7 @@ def reconcile(
     if readiness.is_paused(meta.get("annotations") or {}):
         status = readiness.paused_status(pb_body=body, previous=previous, now=now())
         if _differs(previous, status):
-            kube.patch_status(namespace, name, status)
+            kube.patch_status(namespace, name, _status_patch(previous, status))
             writes += 1
             event("Paused", status["message"])
         return Outcome(
@@ -95,7 +95,7 @@ def reconcile(
             pb_body=body, previous=previous, reason="InvalidSpec", message=message, now=now()
         )
         if _differs(previous, status):
-            kube.patch_status(namespace, name, status)
+            kube.patch_status(namespace, name, _status_patch(previous, status))
             event("InvalidSpec", message, warning=True)
             writes += 1
         return Outcome(decision=message, phase=models.Phase.FAILED.value, writes=writes)
@@ -154,7 +154,7 @@ def reconcile(
     )
     status = readiness.dump(verdict.status)
     if _differs(previous, status):
-        kube.patch_status(namespace, name, status)
+        kube.patch_status(namespace, name, _status_patch(previous, status))
         writes += 1
         if previous.get("phase") != status["phase"]:
             phase = status["phase"]
@@ -281,7 +281,7 @@ def report_failure(
     )
     status["phase"] = models.Phase.DEGRADED.value
     if _differs(previous, status):
-        kube.patch_status(meta["namespace"], meta["name"], status)
+        kube.patch_status(meta["namespace"], meta["name"], _status_patch(previous, status))
         kube.post_event(
             owner=dict(body),
             reason="ApplyFailed",
@@ -292,7 +292,22 @@ def report_failure(
 
 
 def _differs(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    return any(previous.get(k) != v for k, v in status.items())
+    return any(previous.get(k) != v for k, v in status.items()) or any(
+        isinstance(v, Mapping) and isinstance(previous.get(k), Mapping)
+        and set(previous[k]) - set(v)
+        for k, v in status.items()
+    )
+
+
+def _status_patch(previous: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch that also removes keys of maps we own (`components`) that are gone;
+    without the nulls a stale key would make every later pass see a difference."""
+    patch = dict(status)
+    for key, value in status.items():
+        old = previous.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            patch[key] = {**{gone: None for gone in set(old) - set(value)}, **value}
+    return patch
 
 
 def _first_error(error: ValidationError) -> str:

@@ -162,6 +162,35 @@ def test_example_stack_becomes_ready_with_every_child(
     print(f"write requests in {_passes(operator) - passes_before} steady passes: {len(writes)}")
 
 
+def test_a_stale_status_entry_is_removed_once_not_rewritten_forever(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
+) -> None:
+    assert apply(control_plane, *example(EXTERNAL, namespace)).returncode == 0
+    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=120, what="Ready")
+    stale = {"status": {"components": {"search": {"mode": "managed", "ready": True}}}}
+    k8s.CustomObjectsApi(api_client).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "shop", stale
+    )
+    wait_for(
+        lambda: "search" not in get_pb(api_client, namespace, "shop")["status"]["components"],
+        timeout=15,
+        what="the stale entry removed",
+    )
+    mark = audit_lines(control_plane.audit_log)
+    for touch in range(3):
+        control_plane.kubectl(
+            "annotate",
+            "deployment",
+            "shop-api",
+            "-n",
+            namespace,
+            f"example.com/touched={touch}",
+            "--overwrite",
+        )
+        time.sleep(2)
+    assert count_writes(control_plane.audit_log, OPERATOR_USER, since_line=mark) == []
+
+
 def _passes(operator: Operator) -> int:
     return sum('"pass complete"' in line for line in operator.log_lines())
 
@@ -265,8 +294,14 @@ def test_restart_mid_way_converges_without_duplicates(
 def test_external_mode_deploys_only_the_api_and_cdn(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, *example(EXTERNAL, namespace)).returncode == 0
+    docs = example(EXTERNAL, namespace)
+    greeting = {"name": "GREETING", "value": "Grüße 😀"}  # beyond the Basic Multilingual Plane
+    next(d for d in docs if d["kind"] == "PulseBase")["spec"]["api"]["extraEnv"] = [greeting]
+    assert apply(control_plane, *docs).returncode == 0
     pb = wait_for(lambda: ready(api_client, namespace, "shop"), timeout=120, what="Ready")
+    api = k8s.AppsV1Api(api_client).read_namespaced_deployment("shop-api", namespace)
+    env = {e.name: e.value for e in api.spec.template.spec.containers[0].env}
+    assert env["GREETING"] == "Grüße 😀"
     children = names(api_client, namespace)
     assert children["StatefulSet"] == set()
     assert children["Deployment"] == {"shop-api", "shop-edge"}

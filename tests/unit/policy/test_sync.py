@@ -178,3 +178,10 @@ def test_other_statefulset_changes_are_patched_in_place() -> None:
     result = sync.plan(desired=[statefulset("50Gi", replicas=5)], live=[live], owner=OWNER)
     assert result.replace == ()
     assert [o["spec"]["replicas"] for o in result.apply] == [5]
+
+
+def test_quantities_the_server_rounds_or_caps_are_not_drift() -> None:
+    assert sync.covers("1m", "0.0001")  # rounded up to a thousandth
+    assert sync.covers("103m", "0.0001Ki")
+    assert sync.covers("9223372036854775807", "100Ei")  # capped at int64
+    assert not sync.covers("2m", "0.0001")
