@@ -204,10 +204,11 @@ def stack_status(
         phase, decision = models.Phase.DEGRADED, f"The last pass failed: {error}"
     elif failed:
         phase = models.Phase.DEGRADED
-        decision = f"{_names(failed).capitalize()} failed: {statuses[failed[0]].message}."
+        names = _names(failed)
+        decision = f"{names[0].upper()}{names[1:]} failed: {_sentence(statuses[failed[0]].message)}"
     elif waiting:
         phase = models.Phase.PROGRESSING
-        decision = f"Waiting for {_names(waiting)}: {statuses[waiting[0]].message}."
+        decision = f"Waiting for {_names(waiting)}: {_sentence(statuses[waiting[0]].message)}"
     else:
         phase, decision = models.Phase.READY, "All components are ready."
 
@@ -229,7 +230,9 @@ def stack_status(
     ]
 
     old_version = previous.get("version")
-    version = pb.spec.version if states.get("api") is State.READY else old_version
+    # Claim a running release only when API pods run it (not when scaled to zero).
+    api_running = states.get("api") is State.READY and (statuses["api"].ready_replicas or 0) > 0
+    version = pb.spec.version if api_running else old_version
     return Verdict(
         status=models.PulseBaseStatus(
             observed_generation=generation,
@@ -270,6 +273,10 @@ def _keep(previous: Mapping[str, Any], field: str, model: type[models.Model]) ->
     return model.model_validate(value) if value else None
 
 
+def _sentence(text: str) -> str:
+    return text if text.endswith(".") else f"{text}."
+
+
 def _names(components: Sequence[str]) -> str:
     titles = [TITLE_OF[c] for c in components]
     if len(titles) == 1:
@@ -291,13 +298,15 @@ def failed_status(
     cond = _condition_factory(generation=generation, previous=old, now=now)
     ready = cond("Ready", False, reason, message)
     degraded = cond("Degraded", True, reason, message)
-    kept = [c for c in old if c.get("type") not in ("Ready", "Degraded")]
+    # Not paused any more, whatever an earlier paused pass wrote.
+    suspended = cond("Suspended", False, "Reconciling", "The operator reconciles this PulseBase.")
+    kept = [c for c in old if c.get("type") not in ("Ready", "Degraded", "Suspended")]
     return {
         **previous,
         "observedGeneration": generation,
         "phase": models.Phase.FAILED.value,
         "message": message,
-        "conditions": [dump(ready), dump(degraded), *kept],
+        "conditions": [dump(ready), dump(degraded), dump(suspended), *kept],
     }
 
 

@@ -107,13 +107,23 @@ def reconcile(
         s["metadata"]["name"]
         for s in kube.list("v1", "Secret", namespace, labels.prune_selector(name))
     }
+    lost_credentials: dict[str, str] = {}
     for secret in rendered.secrets:
-        if secret.name not in existing and _create_secret(kube, secret):
+        if secret.name in existing:
+            continue
+        if secret.data_of and _has_volumes(kube, namespace, name, secret.data_of):
+            lost_credentials[secret.data_of] = (
+                f"Secret {secret.name} is missing but the data it unlocks is still there; "
+                "new credentials would lock it out, so none are generated. Restore the "
+                "Secret, or delete the volume claims to start empty"
+            )
+            continue
+        if _create_secret(kube, secret):
             writes += 1
             event("CreatedSecret", f"Generated credentials in Secret {secret.name}")
 
     # Secrets the user points at must exist before pods can start; say which is missing.
-    problems = _missing_references(kube, pb)
+    problems = {**_missing_references(kube, pb), **lost_credentials}
 
     # Compare, then apply only what differs and prune what is no longer desired.
     selector = labels.prune_selector(name)
@@ -293,7 +303,8 @@ def report_failure(
 
 def _differs(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     return any(previous.get(k) != v for k, v in status.items()) or any(
-        isinstance(v, Mapping) and isinstance(previous.get(k), Mapping)
+        isinstance(v, Mapping)
+        and isinstance(previous.get(k), Mapping)
         and set(previous[k]) - set(v)
         for k, v in status.items()
     )
@@ -337,6 +348,11 @@ def _create_secret(kube: Kube, secret: GeneratedSecret) -> bool:
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())},
     }
     return kube.create(body) is not None
+
+
+def _has_volumes(kube: Kube, namespace: str, name: str, component: str) -> bool:
+    selector = f"{labels.INSTANCE}={name},{labels.COMPONENT_LABEL}={component}"
+    return bool(kube.list("v1", "PersistentVolumeClaim", namespace, selector))
 
 
 def _missing_references(kube: Kube, pb: models.PulseBase) -> dict[str, str]:

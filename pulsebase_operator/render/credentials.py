@@ -29,13 +29,24 @@ def generated(pb: models.PulseBase) -> list[GeneratedSecret]:
     secrets: list[GeneratedSecret] = []
     if spec.postgres.mode is models.Mode.MANAGED:
         secrets += [
-            _secret(pb, naming.postgres_superuser_secret, random_keys=(("password", 32),)),
-            _secret(pb, naming.postgres_replication_secret, random_keys=(("password", 32),)),
+            _secret(
+                pb,
+                naming.postgres_superuser_secret,
+                random_keys=(("password", 32),),
+                data_of="postgres",
+            ),
+            _secret(
+                pb,
+                naming.postgres_replication_secret,
+                random_keys=(("password", 32),),
+                data_of="postgres",
+            ),
             _secret(
                 pb,
                 naming.postgres_app_secret,
                 random_keys=(("password", 32),),
                 templates=(("username", APP_USERNAME), ("database", APP_DATABASE)),
+                data_of="postgres",
             ),
             # Patroni asks for these on its unsafe REST endpoints (switchover, restart,
             # reinitialize, /config); the probes' GETs stay open.
@@ -93,12 +104,14 @@ def _secret(
     *,
     random_keys: tuple[tuple[str, int], ...],
     templates: tuple[tuple[str, str], ...] = (),
+    data_of: str | None = None,
 ) -> GeneratedSecret:
     name = pb.metadata.name
     return GeneratedSecret(
         name=name_of(name),
         namespace=pb.metadata.namespace,
-        labels=labels.common(name),
+        labels=labels.unowned(name),
         random_keys=random_keys,
         templates=templates,
+        data_of=data_of,
     )

@@ -22,6 +22,23 @@ def common(name: str) -> dict[str, str]:
     }
 
 
+def unowned(name: str, component: str | None = None) -> dict[str, str]:
+    """Labels for what may outlive the PulseBase (credentials, volume claims).
+
+    No `app.kubernetes.io/instance`: GitOps tools that track their resources by that
+    label (Argo CD's default before 3.0) would otherwise adopt these objects, and could
+    prune credentials and volumes the deletion policy keeps.
+    """
+    result = {
+        "app.kubernetes.io/name": "pulsebase",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        INSTANCE: name,
+    }
+    if component is not None:
+        result[COMPONENT_LABEL] = component
+    return result
+
+
 def component(name: str, component: str, version: str | None = None) -> dict[str, str]:
     result = {**common(name), COMPONENT_LABEL: component}
     if version is not None:

@@ -38,7 +38,7 @@ def volume_claim_template(
     if storage.storage_class_name:
         spec["storageClassName"] = storage.storage_class_name
     return {
-        "metadata": {"name": "data", "labels": labels.component(pb.metadata.name, component)},
+        "metadata": {"name": "data", "labels": labels.unowned(pb.metadata.name, component)},
         "spec": spec,
     }
 

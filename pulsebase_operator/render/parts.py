@@ -22,6 +22,10 @@ class GeneratedSecret:
     labels: dict[str, str]
     random_keys: tuple[tuple[str, int], ...]
     templates: tuple[tuple[str, str], ...] = ()
+    # The component whose stored data embeds these values (PostgreSQL keeps its role
+    # passwords in the database), so fresh values would lock the data out; None if
+    # new values simply take effect when pods restart.
+    data_of: str | None = None
 
 
 @dataclass(frozen=True)

@@ -491,3 +491,38 @@ def test_retain_set_just_before_deletion_still_keeps_the_volumes(
     )
     time.sleep(3)  # the garbage collector would have removed the claims by now
     assert names(api_client, namespace)["PVC"] == pvcs
+
+
+def test_a_deleted_database_secret_is_not_regenerated_over_existing_data(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
+) -> None:
+    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
+    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    core = k8s.CoreV1Api(api_client)
+    kept = core.read_namespaced_secret("shop-postgres-app", namespace)
+    core.delete_namespaced_secret("shop-postgres-app", namespace)
+
+    pb = wait_for(
+        lambda: (p := get_pb(api_client, namespace, "shop"))["status"]["phase"] == "Degraded" and p,
+        timeout=15,
+        what="Degraded",
+    )
+    assert (
+        "shop-postgres-app is missing but the data it unlocks is still there"
+        in (pb["status"]["message"])
+    )
+    assert "shop-postgres-app" not in names(api_client, namespace)["Secret"]
+
+    # Restored by hand (from a backup, say): the stack is Ready again.
+    restored = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "shop-postgres-app",
+            "namespace": namespace,
+            "labels": kept.metadata.labels,
+        },
+        "data": kept.data,
+    }
+    assert apply(control_plane, restored).returncode == 0
+    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=70, what="Ready again")

@@ -228,3 +228,54 @@ def test_only_the_value_true_pauses() -> None:
     assert readiness.is_paused({"pulsebase.io/paused": "True"})
     assert not readiness.is_paused({"pulsebase.io/paused": "false"})
     assert not readiness.is_paused({})
+
+
+def test_a_failed_pass_after_a_pause_is_no_longer_suspended() -> None:
+    body = {"metadata": {"generation": 5}}
+    paused = readiness.paused_status(pb_body=body, previous={}, now=NOW)
+    failed = readiness.failed_status(
+        pb_body=body,
+        previous=paused,
+        reason="InvalidSpec",
+        message="The spec is invalid.",
+        now=LATER,
+    )
+    by_type = {c["type"]: c for c in failed["conditions"]}
+    assert by_type["Suspended"]["status"] == "False"
+    assert [c["type"] for c in failed["conditions"]].count("Suspended") == 1
+
+
+def test_failure_messages_keep_component_names_as_written() -> None:
+    live = live_all_ready()
+    live[("Job", "shop-redis-init")] = job(failed_message="BackoffLimitExceeded")
+    live[("StatefulSet", "shop-postgres")]["status"]["conditions"] = [
+        {"type": "ReplicaFailure", "status": "True", "message": "quota exceeded."}
+    ]
+    verdict = readiness.stack_status(
+        pb=pb(), components=COMPONENTS, live=live, buckets=BUCKETS, previous={}, now=NOW
+    )
+    assert verdict.decision.startswith("PostgreSQL and Redis failed: ")
+    assert not verdict.decision.endswith("..")
+
+
+def test_an_api_scaled_to_zero_claims_no_running_release() -> None:
+    api = Workload("Deployment", "shop-api")
+    components = [Component("api", "managed", "shop-api.prod.svc:80", (api,))]
+    live = {
+        ("Deployment", "shop-api"): {
+            "kind": "Deployment",
+            "metadata": {"name": "shop-api", "generation": 1},
+            "spec": {"replicas": 0},
+            "status": {"observedGeneration": 1},
+        }
+    }
+    verdict = readiness.stack_status(
+        pb=pb(),
+        components=components,
+        live=live,
+        buckets=BUCKETS,
+        previous={"version": "2.3.0"},
+        now=NOW,
+    )
+    assert verdict.status.phase is models.Phase.READY
+    assert verdict.status.version == "2.3.0"

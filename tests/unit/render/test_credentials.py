@@ -28,10 +28,12 @@ def test_external_stack_generates_only_the_api_key() -> None:
     assert secret.random_keys == (("secret-key", 48),)
 
 
-def test_secrets_live_in_the_pulsebase_namespace_with_common_labels() -> None:
+def test_secrets_carry_no_label_a_gitops_tool_would_adopt_them_by() -> None:
     for secret in credentials.generated(pulsebase()):
         assert secret.namespace == "prod"
-        assert secret.labels == labels.common("shop")
+        assert secret.labels == labels.unowned("shop")
+        assert "app.kubernetes.io/instance" not in secret.labels
+        assert secret.labels["pulsebase.io/instance"] == "shop"  # still found and pruned
 
 
 def test_passwords_are_32_random_characters() -> None:

@@ -232,3 +232,15 @@ def test_workloads_are_selected_only_by_their_own_pods() -> None:
         selector = obj["spec"]["selector"]["matchLabels"]
         matched = [name for name, pod in templates if selector.items() <= pod.items()]
         assert matched == [obj["metadata"]["name"]]
+
+
+def test_volume_claims_carry_no_label_a_gitops_tool_would_adopt_them_by() -> None:
+    from pulsebase_operator.api import models
+    from pulsebase_operator.render import stack
+
+    pb = models.PulseBase.from_body(
+        {"metadata": {"name": "shop", "namespace": "prod"}, "spec": {"version": "2.4.1"}}
+    )
+    for obj in stack.render(pb).objects:
+        for template in obj.get("spec", {}).get("volumeClaimTemplates", []):
+            assert "app.kubernetes.io/instance" not in template["metadata"]["labels"]

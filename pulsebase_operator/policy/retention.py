@@ -1,0 +1,153 @@
+"""Calendar retention of physical backups: which to keep, which to expire, and why.
+
+The policy keeps the newest good full backup of each of the last `daily` calendar days
+and of each of the last `weekly` ISO weeks, both counted in the given time zone. Around
+that it holds four promises, each a property test:
+
+- the newest good backup is never expired;
+- a kept backup never loses a backup it depends on (its `prior` chain);
+- failed backups never count as a day's or a week's backup;
+- applying the plan and planning again expires nothing more.
+
+Differential and incremental backups are kept while they fall within the daily window
+and their whole chain is kept, so point-in-time recovery works across that window. A
+backup stamped later than `now` (clock skew between the database host and the
+operator) is kept and said to be.
+
+The input is pgBackRest's own catalog (`pgbackrest info --output=json`), so the same
+function serves the operator and `pulsebase-operator retention plan`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Backup:
+    label: str
+    kind: str  # full, diff or incr
+    stopped: datetime.datetime  # when the backup finished (UTC)
+    prior: str | None  # the backup this one depends on
+    failed: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    label: str
+    action: str  # keep or expire
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"label": self.label, "action": self.action, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Policy:
+    daily: int = 30
+    weekly: int = 52
+    time_zone: str = "UTC"
+
+
+def backups_from_info(info: Sequence[Mapping[str, Any]]) -> list[Backup]:
+    """Every backup of every stanza in `pgbackrest info --output=json` output."""
+    found = []
+    for stanza in info:
+        for entry in stanza.get("backup") or []:
+            stamp = entry.get("timestamp", {})
+            found.append(
+                Backup(
+                    label=entry["label"],
+                    kind=entry.get("type", "full"),
+                    stopped=datetime.datetime.fromtimestamp(
+                        stamp.get("stop") or stamp.get("start") or 0, tz=datetime.UTC
+                    ),
+                    prior=entry.get("prior"),
+                    failed=bool(entry.get("error")),
+                )
+            )
+    return found
+
+
+def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -> list[Decision]:
+    """One decision per backup, oldest first."""
+    zone = ZoneInfo(policy.time_zone)
+    ordered = sorted(backups, key=lambda b: (b.stopped, b.label))
+    by_label = {b.label: b for b in ordered}
+    today = now.astimezone(zone).date()
+    this_week = _week(today)
+    reasons: dict[str, str] = {}
+
+    def keep(backup: Backup, reason: str) -> None:
+        reasons.setdefault(backup.label, reason)
+
+    good = [b for b in ordered if not b.failed]
+    for backup in good:
+        if backup.stopped > now:
+            keep(backup, "finished after the current time (clock skew); kept to be safe")
+    if good:
+        keep(good[-1], "the newest good backup")
+
+    # Calendar slots: the newest good full backup of each day and of each ISO week.
+    fulls = [b for b in good if b.kind == "full" and b.stopped <= now]
+    newest_of_day: dict[datetime.date, Backup] = {}
+    newest_of_week: dict[tuple[int, int], Backup] = {}
+    for backup in fulls:  # oldest first, so later ones overwrite
+        local = backup.stopped.astimezone(zone).date()
+        newest_of_day[local] = backup
+        newest_of_week[_week(local)] = backup
+    for day, backup in sorted(newest_of_day.items(), reverse=True):
+        age = (today - day).days
+        if age < policy.daily:
+            keep(backup, f"newest good full backup of {day.isoformat()} (daily)")
+    for week, backup in sorted(newest_of_week.items(), reverse=True):
+        if _weeks_between(week, this_week) < policy.weekly:
+            keep(backup, f"newest good full backup of ISO week {week[0]}-W{week[1]:02d} (weekly)")
+
+    # Differential and incremental backups inside the daily window, for recovery to
+    # any moment in it; only where their chain survives.
+    window_start = today - datetime.timedelta(days=policy.daily - 1)
+    for backup in good:
+        if backup.kind != "full" and backup.stopped.astimezone(zone).date() >= window_start:
+            keep(backup, "within the daily recovery window")
+
+    # A kept backup keeps everything it depends on.
+    for label in list(reasons):
+        _keep_chain(by_label, label, reasons)
+
+    decisions = []
+    for backup in ordered:
+        if backup.label in reasons:
+            decisions.append(Decision(backup.label, "keep", reasons[backup.label]))
+        elif backup.failed:
+            decisions.append(Decision(backup.label, "expire", "failed backup"))
+        else:
+            decisions.append(
+                Decision(backup.label, "expire", "outside the daily and weekly retention")
+            )
+    return decisions
+
+
+def _keep_chain(by_label: Mapping[str, Backup], label: str, reasons: dict[str, str]) -> None:
+    current = by_label.get(label)
+    while current is not None and current.prior:
+        prior = by_label.get(current.prior)
+        if prior is None:
+            return  # its chain was expired before us; pgBackRest reports that itself
+        reasons.setdefault(prior.label, f"needed by {label}")
+        current = prior
+
+
+def _week(day: datetime.date) -> tuple[int, int]:
+    year, week, _ = day.isocalendar()
+    return year, week
+
+
+def _weeks_between(earlier: tuple[int, int], later: tuple[int, int]) -> int:
+    first = datetime.date.fromisocalendar(earlier[0], earlier[1], 1)
+    last = datetime.date.fromisocalendar(later[0], later[1], 1)
+    return (last - first).days // 7
