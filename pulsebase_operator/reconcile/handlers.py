@@ -5,7 +5,8 @@ annotations, which would mean a write on every pass. Instead each PulseBase gets
 daemon that runs the same level-based pass (`stack.reconcile`) whenever it is woken: by
 an event on the PulseBase itself, by an event on one of its workloads (so status follows
 readiness within seconds), or by the resync timer that corrects drift. Bursts of events
-collapse into one pass.
+collapse into one pass. The one change-detecting handler is for deletion, which must run
+behind the finalizer even if the operator was down when the PulseBase was deleted.
 """
 
 from __future__ import annotations
