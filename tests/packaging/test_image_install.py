@@ -46,26 +46,35 @@ def test_the_dockerfile_installs_from_the_lock_file_with_hashes() -> None:
 def test_the_same_steps_give_a_working_command(tmp_path: Path) -> None:
     wheelhouse = os.environ.get("PULSEBASE_WHEELHOUSE")
     if not wheelhouse:
-        pytest.skip("PULSEBASE_WHEELHOUSE is not set; `make test` sets it after "
-                    "`make wheelhouse`")
+        pytest.skip("PULSEBASE_WHEELHOUSE is not set; `make test` sets it after `make wheelhouse`")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     offline = ["--no-index", "--find-links", wheelhouse]
     for step in install_steps():
         command = [str(venv / "bin" / "pip"), *step[1:], *offline]
-        done = subprocess.run(command, capture_output=True, text=True, check=False,
-                              env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
     operator = venv / "bin" / "pulsebase-operator"
-    version = subprocess.run([str(operator), "version"], capture_output=True, text=True,
-                             check=True)
+    version = subprocess.run([str(operator), "version"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == "0.1.0"
     crd = subprocess.run([str(operator), "crd"], capture_output=True, text=True, check=True)
     assert crd.stdout == Path("crds/pulsebase.yaml").read_text()
     # The image runs `pulsebase-operator run`; its imports must resolve from the lock alone.
     imports = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import pulsebase_operator.reconcile.handlers, pulsebase_operator.kube.leases"],
-        capture_output=True, text=True, check=False)
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import pulsebase_operator.reconcile.handlers, pulsebase_operator.kube.leases",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert imports.returncode == 0, imports.stderr
