@@ -21,6 +21,24 @@ _NAME_RULE = models.cel(
     "characters: lower-case letters, digits and '-', starting with a letter",
 )
 
+
+def _bucket_not_the_others_default(field: str, other: str) -> dict[str, str]:
+    """A bucket set to the name the other one defaults to would be shared by both."""
+    buckets = "self.spec.objectStorage.buckets"
+    return models.cel(
+        f"!has(self.spec.objectStorage) || !has({buckets}) || !has({buckets}.{field}) || "
+        f"has({buckets}.{other}) || {buckets}.{field} != self.metadata.name + '-{other}'",
+        models.default_bucket_message(other),
+        field_path=f".spec.objectStorage.buckets.{field}",
+    )
+
+
+_ROOT_RULES = [
+    _NAME_RULE,
+    _bucket_not_the_others_default("assets", "backups"),
+    _bucket_not_the_others_default("backups", "assets"),
+]
+
 _DROPPED_KEYWORDS = {"title", "default", "examples"}
 
 
@@ -104,7 +122,7 @@ def openapi_schema() -> dict[str, Any]:
             "spec": spec,
             "status": _status_schema(),
         },
-        "x-kubernetes-validations": [_NAME_RULE],
+        "x-kubernetes-validations": copy.deepcopy(_ROOT_RULES),
     }
 
 

@@ -12,18 +12,26 @@ every rejected manifest through both.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from pulsebase_operator.api.quantity import (
     DURATION_PATTERN,
@@ -73,6 +81,11 @@ SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 (a patte
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 (a pattern)
 HOST_PATTERN = r"^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?$|^\[[0-9a-fA-F:]+\]$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# S3 refuses bucket names shaped like an IPv4 address and reserves these affixes.
+BUCKET_IP_PATTERN = r"^[0-9]+(\.[0-9]+){3}$"
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3")
+REDIS_ENDPOINT_PATTERN = r"^[^:\s]+:[0-9]{1,5}$"
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
@@ -113,10 +126,19 @@ def _cel_list(items: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{item}'" for item in items) + "]"
 
 
+# A duration whose parts are short enough that CEL's duration() cannot overflow within
+# 32 characters. A longer part is at least 100000h, far above every upper bound here,
+# so a value outside this shape is simply out of range (and not an evaluation error).
+_DURATION_SAFE = (
+    r"^(0*([0-9]{1,18}(\.[0-9]+)?ns|[0-9]{1,15}(\.[0-9]+)?us|[0-9]{1,12}(\.[0-9]+)?ms"
+    r"|[0-9]{1,9}(\.[0-9]+)?s|[0-9]{1,7}(\.[0-9]+)?m|[0-9]{1,5}(\.[0-9]+)?h))+$"
+)
+
+
 def _duration_between(low: str, high: str) -> dict[str, str]:
     return cel(
-        f"!self.matches(r'{DURATION_PATTERN}') || "
-        f"(duration(self) >= duration('{low}') && duration(self) <= duration('{high}'))",
+        f"!self.matches(r'{DURATION_PATTERN}') || (self.matches(r'{_DURATION_SAFE}') && "
+        f"duration(self) >= duration('{low}') && duration(self) <= duration('{high}'))",
         f"must be between {low} and {high}",
     )
 
@@ -125,46 +147,130 @@ def validations(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
 
 
+def list_map(*keys: str) -> dict[str, Any]:
+    """Marks a list of objects as a map keyed by `keys`: the API server refuses two items
+    with the same keys (naming the second), and server-side apply merges by key."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
 # Formats whose regular expression would make an unreadable error. The CRD checks them
 # with a CEL rule and a plain message instead of a `pattern` (api.crd turns the marker
 # into the rule); the models raise the same message.
 FORMAT_KEY = "x-pulsebase-format"
+# Binary quantities above 2**63 - 1 are capped to it by the API server, so 8Ei itself
+# compares equal to that largest value; "below 8Ei" means below 2**63 - 1.
+BYTES_LIMIT = "8Ei"
+_BYTES_CAP = Decimal(2**63 - 1)
+# CEL has no floor(); a quantity's float is checked for a fraction below 2**53, where a
+# double still has one (isInteger() is false for 1.5Gi or 100Ti, whole numbers though).
+_WHOLE = "quantity(self).asApproximateFloat()"
+_WHOLE_RULE = f"({_WHOLE} >= 9007199254740992.0 || double(int({_WHOLE})) == {_WHOLE})"
 FORMAT_MESSAGES = {
-    "quantity": "must be a quantity such as 512Mi, 10Gi or 250m",
+    "bytes": f"must be a whole number of bytes below {BYTES_LIMIT}, such as 512Mi or 10Gi",
+    "quantity": "must be a CPU quantity such as 250m or 2: zero, or at least 1m and below 1M cores",
     "duration": "must be a duration such as 30s, 15m or 1h30m",
     "cron": "must be a five-field cron expression: minute hour day-of-month month "
     "day-of-week, numbers within range, single spaces",
     "semver": "must be a semantic version such as 2.4.1, without a leading v",
 }
+_NON_NEGATIVE = "isQuantity(self) && !self.startsWith('-') && !self.startsWith('+')"
 FORMAT_CEL = {
-    "quantity": "isQuantity(self) && !self.startsWith('-') && !self.startsWith('+')",
+    "bytes": f"{_NON_NEGATIVE} && "
+    f"quantity(self).compareTo(quantity('{BYTES_LIMIT}')) < 0 && {_WHOLE_RULE}",
+    "quantity": f"{_NON_NEGATIVE} && "
+    "(quantity(self).compareTo(quantity('0')) == 0 || "
+    "quantity(self).compareTo(quantity('1m')) >= 0) && "
+    "quantity(self).compareTo(quantity('1M')) < 0",
     "duration": f"self.matches(r'{DURATION_PATTERN}')",
     "cron": f"self.matches(r'{CRON_PATTERN}')",
     "semver": f"self.matches(r'{SEMVER_PATTERN}')",
 }
-_FORMAT_CHECKS = {
-    "quantity": QUANTITY_PATTERN,
-    "duration": DURATION_PATTERN,
-    "cron": CRON_PATTERN,
-    "semver": SEMVER_PATTERN,
+
+
+def _whole_bytes(value: str) -> bool:
+    if not re.match(QUANTITY_PATTERN, value):
+        return False
+    amount = parse_quantity(value)
+    return amount == amount.to_integral_value() and amount < _BYTES_CAP
+
+
+def _cpu(value: str) -> bool:
+    if not re.match(QUANTITY_PATTERN, value):
+        return False
+    amount = parse_quantity(value)
+    return amount == 0 or Decimal("0.001") <= amount < Decimal(10**6)
+
+
+def _matches(pattern: str) -> Callable[[str], bool]:
+    return lambda value: re.match(pattern, value) is not None
+
+
+_FORMAT_CHECKS: dict[str, Callable[[str], bool]] = {
+    "bytes": _whole_bytes,
+    "quantity": _cpu,
+    "duration": _matches(DURATION_PATTERN),
+    "cron": _matches(CRON_PATTERN),
+    "semver": _matches(SEMVER_PATTERN),
 }
 
 
 def _checked(kind: str) -> AfterValidator:
     def check(value: str) -> str:
-        if not re.match(_FORMAT_CHECKS[kind], value):
+        if not _FORMAT_CHECKS[kind](value):
             raise ValueError(FORMAT_MESSAGES[kind])
         return value
 
     return AfterValidator(check)
 
 
+# Byte amounts: volume sizes, memory, caches.
+Bytes = Annotated[
+    str, Field(max_length=32, json_schema_extra={FORMAT_KEY: "bytes"}), _checked("bytes")
+]
+# CPU amounts, in cores or millicores.
 Quantity = Annotated[
     str, Field(max_length=32, json_schema_extra={FORMAT_KEY: "quantity"}), _checked("quantity")
 ]
 Duration = Annotated[
     str, Field(max_length=32, json_schema_extra={FORMAT_KEY: "duration"}), _checked("duration")
 ]
+
+
+@dataclass(frozen=True)
+class Between:
+    """Bounds a Duration, inclusive: `Annotated[Duration, Between("1m", "24h")]`.
+
+    The CRD gets a CEL rule and the models the same check, with the same message.
+    """
+
+    low: str
+    high: str
+
+    @property
+    def message(self) -> str:
+        return f"must be between {self.low} and {self.high}"
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        low, high = parse_duration(self.low), parse_duration(self.high)
+
+        def check(value: str) -> str:
+            if not low <= parse_duration(value) <= high:
+                raise ValueError(self.message)
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        rules = out.setdefault("x-kubernetes-validations", [])
+        rules.append(_duration_between(self.low, self.high))
+        return out
+
+
 Cron = Annotated[
     str, Field(max_length=100, json_schema_extra={FORMAT_KEY: "cron"}), _checked("cron")
 ]
@@ -199,7 +305,7 @@ class Mode(StrEnum):
 
 class ResourceList(Model):
     cpu: Quantity | None = Field(None, description="CPU, in cores or millicores (500m).")
-    memory: Quantity | None = Field(None, description="Memory in bytes (512Mi, 4Gi).")
+    memory: Bytes | None = Field(None, description="Memory in bytes (512Mi, 4Gi).")
 
 
 def _within(requests: ResourceList, limits: ResourceList, name: str) -> str | None:
@@ -218,6 +324,7 @@ class Resources(Model):
                 cel(
                     f"!has(self.requests) || !has(self.limits) || "
                     f"!has(self.requests.{r}) || !has(self.limits.{r}) || "
+                    f"!isQuantity(self.requests.{r}) || !isQuantity(self.limits.{r}) || "
                     f"quantity(self.requests.{r}).compareTo(quantity(self.limits.{r})) <= 0",
                     f"requests.{r} must not exceed limits.{r}",
                     field_path=f".requests.{r}",
@@ -247,7 +354,7 @@ def resources(cpu: str, memory: str, memory_limit: str | None = None) -> Resourc
 class Storage(Model):
     """A persistent volume per instance."""
 
-    size: Quantity = Field(
+    size: Bytes = Field(
         "10Gi",
         description="Volume size per instance. May grow (if the storage class allows "
         "expansion) but never shrink.",
@@ -313,26 +420,35 @@ class ApiSpec(Model):
     extra_env: list[EnvVar] = Field(
         default_factory=list,
         max_length=64,
-        description="Extra plain environment variables for the API container. Names the "
-        "operator sets itself (PULSEBASE_*, DATABASE_*, REDIS_*, S3_*) are rejected.",
-        json_schema_extra=validations(
-            cel(
-                "self.all(e, !e.name.startsWith('PULSEBASE_') && "
-                "!e.name.startsWith('DATABASE_') && !e.name.startsWith('REDIS_') && "
-                "!e.name.startsWith('S3_'))",
-                "names starting with PULSEBASE_, DATABASE_, REDIS_ or S3_ are set by the operator",
-            )
-        ),
+        description="Extra plain environment variables for the API container, each name "
+        "once. Names the operator sets itself (PULSEBASE_*, DATABASE_*, REDIS_*, S3_*) are "
+        "rejected.",
+        json_schema_extra={
+            **validations(
+                cel(
+                    "self.all(e, !e.name.startsWith('PULSEBASE_') && "
+                    "!e.name.startsWith('DATABASE_') && !e.name.startsWith('REDIS_') && "
+                    "!e.name.startsWith('S3_'))",
+                    "names starting with PULSEBASE_, DATABASE_, REDIS_ or S3_ are set by "
+                    "the operator",
+                )
+            ),
+            **list_map("name"),
+        },
     )
 
     @model_validator(mode="after")
     def _no_reserved_env(self) -> ApiSpec:
+        seen: set[str] = set()
         for env in self.extra_env:
             if env.name.startswith(("PULSEBASE_", "DATABASE_", "REDIS_", "S3_")):
                 raise ValueError(
                     f"extraEnv: {env.name} is set by the operator (names starting with "
                     "PULSEBASE_, DATABASE_, REDIS_ or S3_ are reserved)"
                 )
+            if env.name in seen:
+                raise ValueError(f"extraEnv: duplicate name {env.name}")
+            seen.add(env.name)
         return self
 
 
@@ -411,7 +527,7 @@ class PostgresSpec(Model):
         "owns (replication, archiving, listening) are rejected.",
         json_schema_extra=validations(
             cel(
-                "self.all(k, !(k in " + _cel_list(RESERVED_POSTGRES_PARAMETERS) + "))",
+                "self.all(k, !(k.lowerAscii() in " + _cel_list(RESERVED_POSTGRES_PARAMETERS) + "))",
                 "archiving, replication and listening settings are managed by the operator",
             )
         ),
@@ -421,7 +537,8 @@ class PostgresSpec(Model):
     @model_validator(mode="after")
     def _mode_and_parameters(self) -> PostgresSpec:
         _check_mode(self.mode, self.external)
-        reserved = sorted(set(self.parameters) & set(RESERVED_POSTGRES_PARAMETERS))
+        # PostgreSQL setting names are case-insensitive.
+        reserved = sorted(k for k in self.parameters if k.lower() in RESERVED_POSTGRES_PARAMETERS)
         if reserved:
             raise ValueError(f"parameters: {', '.join(reserved)} are managed by the operator")
         return self
@@ -445,11 +562,39 @@ class EvictionPolicy(StrEnum):
     NOEVICTION = "noeviction"
 
 
+REDIS_ENDPOINT_MESSAGE = "must be host:port with a port between 1 and 65535"
+
+
+def _host_and_port(value: str) -> str:
+    if not re.match(REDIS_ENDPOINT_PATTERN, value) or not 1 <= int(value.rsplit(":")[1]) <= 65535:
+        raise ValueError(REDIS_ENDPOINT_MESSAGE)
+    return value
+
+
+RedisEndpoint = Annotated[
+    str,
+    Field(
+        max_length=260,
+        json_schema_extra=validations(
+            cel(
+                f"self.matches(r'{REDIS_ENDPOINT_PATTERN}') && "
+                "int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && "
+                "int(self.substring(self.lastIndexOf(':') + 1)) <= 65535",
+                REDIS_ENDPOINT_MESSAGE,
+            )
+        ),
+    ),
+    AfterValidator(_host_and_port),
+]
+
+
 class ExternalRedis(Model):
     """A Redis-protocol cluster the operator does not run (ElastiCache, your own)."""
 
-    endpoints: list[Annotated[str, StringConstraints(pattern=r"^[^:\s]+:[0-9]{1,5}$")]] = Field(
-        min_length=1, max_length=16, description="Seed nodes as host:port."
+    endpoints: list[RedisEndpoint] = Field(
+        min_length=1,
+        max_length=16,
+        description="Seed nodes as host:port, the port from 1 to 65535.",
     )
     tls: bool = Field(True, description="Connect with TLS.")
     password: SecretKeyRef | None = Field(None, description="Secret key with the password.")
@@ -472,9 +617,14 @@ class RedisSpec(Model):
         description="Primary nodes holding hash slots (cluster mode needs at least 3). "
         "Shards can be added, not removed: removing one would drop its slots.",
     )
-    replicas_per_shard: int = Field(1, ge=0, le=5, description="Replicas of each primary.")
+    replicas_per_shard: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="Replicas of each primary. Replicas can be added, not removed.",
+    )
     image: Image | None = Field(None, description="Valkey or Redis image override.")
-    max_memory: Quantity = Field(
+    max_memory: Bytes = Field(
         "256Mi",
         description="maxmemory of each node; the container limit adds headroom.",
         json_schema_extra=validations(
@@ -510,13 +660,78 @@ class RedisSpec(Model):
 # --- object storage --------------------------------------------------------------
 
 
+# S3's naming rules beyond the pattern: (CEL rule, the same check in Python, message).
+_BUCKET_RULES: tuple[tuple[str, Callable[[str], bool], str], ...] = (
+    ("!self.contains('..')", lambda v: ".." not in v, "must not contain two adjacent periods"),
+    (
+        f"!self.matches(r'{BUCKET_IP_PATTERN}')",
+        lambda v: not re.match(BUCKET_IP_PATTERN, v),
+        "must not be formatted as an IP address",
+    ),
+    (
+        " && ".join(
+            [f"!self.startsWith('{p}')" for p in BUCKET_RESERVED_PREFIXES]
+            + [f"!self.endsWith('{s}')" for s in BUCKET_RESERVED_SUFFIXES]
+        ),
+        lambda v: (
+            not v.startswith(BUCKET_RESERVED_PREFIXES) and not v.endswith(BUCKET_RESERVED_SUFFIXES)
+        ),
+        f"must not start with {' or '.join(BUCKET_RESERVED_PREFIXES)} nor end with "
+        f"{' or '.join(BUCKET_RESERVED_SUFFIXES)} (reserved by S3)",
+    ),
+)
+
+
+def _s3_bucket_name(value: str) -> str:
+    for _, ok, message in _BUCKET_RULES:
+        if not ok(value):
+            raise ValueError(message)
+    return value
+
+
+Bucket = Annotated[
+    str,
+    StringConstraints(pattern=BUCKET_PATTERN),
+    Field(json_schema_extra=validations(*(cel(rule, msg) for rule, _, msg in _BUCKET_RULES))),
+    AfterValidator(_s3_bucket_name),
+]
+
+
+def default_bucket_message(other: str) -> str:
+    return f"must differ from the {other} bucket, which defaults to NAME-{other}"
+
+
+SAME_BUCKET_MESSAGE = "must differ from assets: the assets bucket is readable without credentials"
+
+
 class Buckets(Model):
-    assets: str | None = Field(
-        None, pattern=BUCKET_PATTERN, description="Static assets; default NAME-assets."
+    """Two distinct buckets: the assets one is readable anonymously from the cluster."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.assets) || !has(self.backups) || self.assets != self.backups",
+                SAME_BUCKET_MESSAGE,
+                field_path=".backups",
+            )
+        )
     )
-    backups: str | None = Field(
-        None, pattern=BUCKET_PATTERN, description="Backups; default NAME-backups."
+    assets: Bucket | None = Field(
+        None,
+        description="Static assets; default NAME-assets. Must differ from backups, and "
+        "from NAME-backups when backups is unset.",
     )
+    backups: Bucket | None = Field(
+        None,
+        description="Backups; default NAME-backups. Must differ from assets, and from "
+        "NAME-assets when assets is unset.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Buckets:
+        if self.assets is not None and self.assets == self.backups:
+            raise ValueError(f"backups {SAME_BUCKET_MESSAGE}")
+        return self
 
 
 class ManagedObjectStorage(Model):
@@ -532,19 +747,45 @@ class ManagedObjectStorage(Model):
     )
 
 
+ENDPOINT_PORT_MESSAGE = "port must be between 1 and 65535"
+ENDPOINT_CREDENTIALS_MESSAGE = (
+    "must not contain credentials: put them in the Secret keys accessKeyId and secretAccessKey"
+)
+
+
 class ExternalObjectStorage(Model):
     """An S3-compatible service the operator does not run (AWS S3, GCS, your own)."""
 
     endpoint: str = Field(
         pattern=r"^https?://[^\s/]+(/.*)?$",
         max_length=2048,
-        description="Endpoint URL, for example https://s3.eu-west-1.amazonaws.com.",
-        json_schema_extra=validations(cel("isURL(self)", "must be a valid URL")),
+        description="Endpoint URL, for example https://s3.eu-west-1.amazonaws.com. "
+        "Credentials go in accessKeyId and secretAccessKey, never in the URL.",
+        json_schema_extra=validations(
+            cel("isURL(self)", "must be a valid URL"),
+            cel(
+                "!isURL(self) || url(self).getPort() == '' || "
+                "(url(self).getPort().size() <= 5 && int(url(self).getPort()) >= 1 && "
+                "int(url(self).getPort()) <= 65535)",
+                ENDPOINT_PORT_MESSAGE,
+            ),
+            cel(r"!self.matches(r'^https?://[^/?#]*@')", ENDPOINT_CREDENTIALS_MESSAGE),
+        ),
     )
     region: str = Field("us-east-1", max_length=64, description="Signing region.")
     force_path_style: bool = Field(False, description="Path-style bucket addressing.")
     access_key_id: SecretKeyRef = Field(description="Secret key with the access key id.")
     secret_access_key: SecretKeyRef = Field(description="Secret key with the secret key.")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ExternalObjectStorage:
+        netloc = urlsplit(self.endpoint).netloc
+        if "@" in netloc:
+            raise ValueError(f"endpoint {ENDPOINT_CREDENTIALS_MESSAGE}")
+        port = re.sub(r"^(\[[^\]]*\]|[^:]*)", "", netloc).removeprefix(":")
+        if port and not (len(port) <= 5 and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"endpoint {ENDPOINT_PORT_MESSAGE}")
+        return self
 
 
 class ObjectStorageSpec(Model):
@@ -577,12 +818,29 @@ class EdgeCdn(Model):
 
     replicas: int = Field(2, ge=1, le=50, description="Number of edge cache pods.")
     image: Image | None = Field(None, description="nginx image override (unprivileged).")
-    cache_size: Quantity = Field("1Gi", description="Disk cache per pod (an emptyDir).")
-    asset_max_age: Duration = Field("1h", description="How long cached assets stay fresh.")
+    cache_size: Bytes = Field(
+        "1Gi",
+        description="Disk cache per pod (an emptyDir).",
+        json_schema_extra=validations(
+            cel(
+                "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))",
+                "must be larger than zero",
+            ),
+        ),
+    )
+    asset_max_age: Annotated[Duration, Between("1s", "8760h")] = Field(
+        "1h", description="How long cached assets stay fresh (1s to 8760h, a year)."
+    )
     resources: Resources = Field(
         default_factory=lambda: resources("100m", "128Mi", "256Mi"),
         description="Compute resources of each edge pod.",
     )
+
+    @model_validator(mode="after")
+    def _positive(self) -> EdgeCdn:
+        if parse_quantity(self.cache_size) <= 0:
+            raise ValueError("cacheSize must be larger than zero")
+        return self
 
 
 class CdnSpec(Model):
@@ -631,25 +889,15 @@ class BackupSpec(Model):
     schedules: BackupSchedules = Field(default_factory=BackupSchedules)
     time_zone: TimeZone = Field("UTC", description="IANA time zone of the schedules.")
     retention: Retention = Field(default_factory=Retention)
-    rpo: Duration = Field(
+    rpo: Annotated[Duration, Between("1m", "24h")] = Field(
         "15m",
         description="Recovery point objective: the most data, in time, a restore may lose.",
-        json_schema_extra=validations(_duration_between("1m", "24h")),
     )
-    rto: Duration = Field(
+    rto: Annotated[Duration, Between("1m", "168h")] = Field(
         "1h",
         description="Recovery time objective: the longest a restore may take.",
-        json_schema_extra=validations(_duration_between("1m", "168h")),
     )
     drill: Drill = Field(default_factory=Drill)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> BackupSpec:
-        if not 60 <= parse_duration(self.rpo) <= 24 * 3600:
-            raise ValueError("rpo must be between 1m and 24h")
-        if not 60 <= parse_duration(self.rto) <= 168 * 3600:
-            raise ValueError("rto must be between 1m and 168h")
-        return self
 
 
 class RecoverySource(Model):
@@ -673,13 +921,32 @@ class Recovery(Model):
     )
 
 
+RECOVERY_MESSAGE = "restoring from a backup is not supported yet"
+
+
 class Bootstrap(Model):
-    """How the database is created; immutable after creation.
+    """How the database is created; immutable after creation."""
 
-    Accepted and validated; the operator does not act on it yet.
-    """
+    # Until restores are built, a recovery would silently become an empty database.
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.recovery)",
+                RECOVERY_MESSAGE,
+                field_path=".recovery",
+                reason="FieldValueForbidden",
+            )
+        )
+    )
+    recovery: Recovery | None = Field(
+        None, description="Create from a backup. Refused for now: not supported yet."
+    )
 
-    recovery: Recovery | None = Field(None, description="Create from a backup.")
+    @model_validator(mode="after")
+    def _no_recovery_yet(self) -> Bootstrap:
+        if self.recovery is not None:
+            raise ValueError(f"recovery: {RECOVERY_MESSAGE}")
+        return self
 
 
 # --- maintenance, monitoring, upgrades ------------------------------------------
@@ -698,10 +965,8 @@ class Weekday(StrEnum):
 class MaintenanceWindow(Model):
     days: list[Weekday] = Field(min_length=1, max_length=7, description="Days it opens.")
     start: str = Field(pattern=CLOCK_PATTERN, description="Opening time, HH:MM.")
-    duration: Duration = Field(
-        "2h",
-        description="How long it stays open (at least 30m, at most 24h).",
-        json_schema_extra=validations(_duration_between("30m", "24h")),
+    duration: Annotated[Duration, Between("30m", "24h")] = Field(
+        "2h", description="How long it stays open (at least 30m, at most 24h)."
     )
 
 
@@ -731,8 +996,12 @@ class MaintenanceSpec(Model):
 class Thresholds(Model):
     """Alerting thresholds; the defaults are the release plan's."""
 
-    api_latency_p95: Duration = Field("500ms", description="API p95 latency alert.")
-    db_query_p95: Duration = Field("200ms", description="Database query p95 alert.")
+    api_latency_p95: Annotated[Duration, Between("1ms", "1h")] = Field(
+        "500ms", description="API p95 latency alert."
+    )
+    db_query_p95: Annotated[Duration, Between("1ms", "1h")] = Field(
+        "200ms", description="Database query p95 alert."
+    )
     error_rate_percent: Percent = Field("1", description="API 5xx ratio alert, percent.")
     cache_hit_ratio_percent: Percent = Field("70", description="Alert below this hit ratio.")
     disk_usage_percent: Percent = Field("80", description="Volume usage alert, percent.")
@@ -745,10 +1014,8 @@ class MonitoringSpec(Model):
     Accepted and validated; the operator does not act on it yet.
     """
 
-    probe_interval: Duration = Field(
-        "30s",
-        description="How often live health probes run.",
-        json_schema_extra=validations(_duration_between("5s", "1h")),
+    probe_interval: Annotated[Duration, Between("5s", "1h")] = Field(
+        "30s", description="How often live health probes run."
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     prometheus_rule: bool = Field(True, description="Render a PrometheusRule with alerts.")
@@ -828,6 +1095,7 @@ SPEC_TRANSITION_RULES = (
         "is immutable: major version upgrades are not supported yet",
     ),
     _transition("redis.shards", "3", "{new} >= {old}", "may grow but not shrink"),
+    _transition("redis.replicasPerShard", "1", "{new} >= {old}", "may grow but not shrink"),
     _fixed("objectStorage.buckets.assets", "''"),
     _fixed("objectStorage.buckets.backups", "''"),
     _transition(
@@ -957,6 +1225,20 @@ class PulseBase(Model):
                 f"{NAME_MAX_LENGTH} characters (lower-case letters, digits, '-', "
                 "starting with a letter)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _buckets_apart_from_defaults(self) -> PulseBase:
+        buckets = self.spec.object_storage.buckets
+        for field, value, other in (
+            ("assets", buckets.assets, "backups"),
+            ("backups", buckets.backups, "assets"),
+        ):
+            taken = f"{self.metadata.name}-{other}"
+            if value == taken and getattr(buckets, other) is None:
+                raise ValueError(
+                    f"spec.objectStorage.buckets.{field}: {default_bucket_message(other)}"
+                )
         return self
 
     @classmethod

@@ -33,6 +33,17 @@ def spec(**parts: Any) -> dict[str, Any]:
     return out
 
 
+def external_s3(endpoint: str) -> dict[str, Any]:
+    return {
+        "mode": "external",
+        "external": {
+            "endpoint": endpoint,
+            "accessKeyId": {"name": "s", "key": "a"},
+            "secretAccessKey": {"name": "s", "key": "b"},
+        },
+    }
+
+
 CREATE_CASES = [
     Case("version-not-semver", spec(version="2.4"), "spec.version", "must be a semantic version"),
     Case("version-leading-v", spec(version="v2.4.1"), "spec.version", "without a leading v"),
@@ -64,7 +75,25 @@ CREATE_CASES = [
         "storage-size-not-quantity",
         spec(postgres={"storage": {"size": "50GB"}}),
         "spec.postgres.storage.size",
-        "must be a quantity",
+        "must be a whole number of bytes",
+    ),
+    Case(
+        "storage-size-fraction-of-a-byte",
+        spec(postgres={"storage": {"size": "0.0001Ki"}}),
+        "spec.postgres.storage.size",
+        "must be a whole number of bytes",
+    ),
+    Case(
+        "cdn-cache-size-above-8ei",
+        spec(cdn={"edge": {"cacheSize": "100Ei"}}),
+        "spec.cdn.edge.cacheSize",
+        "below 8Ei",
+    ),
+    Case(
+        "cpu-below-a-millicore",
+        spec(api={"resources": {"requests": {"cpu": "0.0001"}}}),
+        "spec.api.resources.requests.cpu",
+        "at least 1m",
     ),
     Case(
         "storage-size-zero",
@@ -99,6 +128,12 @@ CREATE_CASES = [
         "managed by the operator",
     ),
     Case(
+        "postgres-reserved-parameter-upper-case",
+        spec(postgres={"parameters": {"ARCHIVE_MODE": "off"}}),
+        "spec.postgres.parameters",
+        "managed by the operator",
+    ),
+    Case(
         "resources-requests-above-limits",
         spec(api={"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}),
         "spec.api.resources.requests.memory",
@@ -120,28 +155,73 @@ CREATE_CASES = [
         "redis-endpoint-without-port",
         spec(redis={"mode": "external", "external": {"endpoints": ["cache.example.com"]}}),
         "spec.redis.external.endpoints[0]",
-        "should match",
+        "must be host:port",
+    ),
+    Case(
+        "redis-endpoint-port-out-of-range",
+        spec(redis={"mode": "external", "external": {"endpoints": ["cache.example.com:70000"]}}),
+        "spec.redis.external.endpoints[0]",
+        "port between 1 and 65535",
     ),
     Case(
         "object-storage-endpoint-not-url",
-        spec(
-            objectStorage={
-                "mode": "external",
-                "external": {
-                    "endpoint": "s3.amazonaws.com",
-                    "accessKeyId": {"name": "s", "key": "a"},
-                    "secretAccessKey": {"name": "s", "key": "b"},
-                },
-            }
-        ),
+        spec(objectStorage=external_s3("s3.amazonaws.com")),
         "spec.objectStorage.external.endpoint",
         "should match",
+    ),
+    Case(
+        "object-storage-endpoint-port-out-of-range",
+        spec(objectStorage=external_s3("https://s3.example.com:99999")),
+        "spec.objectStorage.external.endpoint",
+        "port must be between 1 and 65535",
+    ),
+    Case(
+        "object-storage-endpoint-with-credentials",
+        spec(objectStorage=external_s3("https://KEY:SECRET@s3.example.com")),
+        "spec.objectStorage.external.endpoint",
+        "must not contain credentials",
     ),
     Case(
         "bucket-name-invalid",
         spec(objectStorage={"buckets": {"assets": "Bad_Bucket"}}),
         "spec.objectStorage.buckets.assets",
         "should match",
+    ),
+    Case(
+        "bucket-adjacent-periods",
+        spec(objectStorage={"buckets": {"assets": "my..bucket"}}),
+        "spec.objectStorage.buckets.assets",
+        "must not contain two adjacent periods",
+    ),
+    Case(
+        "bucket-ip-address",
+        spec(objectStorage={"buckets": {"backups": "192.168.5.4"}}),
+        "spec.objectStorage.buckets.backups",
+        "must not be formatted as an IP address",
+    ),
+    Case(
+        "bucket-reserved-prefix",
+        spec(objectStorage={"buckets": {"assets": "xn--bucket"}}),
+        "spec.objectStorage.buckets.assets",
+        "must not start with xn--",
+    ),
+    Case(
+        "buckets-the-same",
+        spec(objectStorage={"buckets": {"assets": "shop-data", "backups": "shop-data"}}),
+        "spec.objectStorage.buckets.backups",
+        "must differ from assets",
+    ),
+    Case(
+        "bucket-is-the-other-default",
+        spec(objectStorage={"buckets": {"assets": "bad-backups"}}),
+        "spec.objectStorage.buckets.assets",
+        "must differ from the backups bucket, which defaults to NAME-backups",
+    ),
+    Case(
+        "cdn-asset-max-age-huge",
+        spec(cdn={"edge": {"assetMaxAge": "99999999h"}}),
+        "spec.cdn.edge.assetMaxAge",
+        "must be between 1s and 8760h",
     ),
     Case(
         "cdn-provider-unknown",
@@ -186,6 +266,12 @@ CREATE_CASES = [
         "must be a duration",
     ),
     Case(
+        "bootstrap-recovery",
+        spec(bootstrap={"recovery": {"source": {"pulseBase": "old-shop"}}}),
+        "spec.bootstrap.recovery",
+        "restoring from a backup is not supported yet",
+    ),
+    Case(
         "maintenance-start-invalid",
         spec(maintenance={"windows": [{"days": ["Sat"], "start": "25:00"}]}),
         "spec.maintenance.windows[0].start",
@@ -204,6 +290,18 @@ CREATE_CASES = [
         "should match",
     ),
     Case(
+        "monitoring-probe-interval-zero",
+        spec(monitoring={"probeInterval": "0s"}),
+        "spec.monitoring.probeInterval",
+        "must be between 5s and 1h",
+    ),
+    Case(
+        "monitoring-latency-threshold-too-long",
+        spec(monitoring={"thresholds": {"apiLatencyP95": "2h"}}),
+        "spec.monitoring.thresholds.apiLatencyP95",
+        "must be between 1ms and 1h",
+    ),
+    Case(
         "deletion-policy-unknown",
         spec(deletionPolicy="Destroy"),
         "spec.deletionPolicy",
@@ -214,6 +312,12 @@ CREATE_CASES = [
         spec(api={"extraEnv": [{"name": "DATABASE_HOST", "value": "x"}]}),
         "spec.api.extraEnv",
         "set by the operator",
+    ),
+    Case(
+        "extra-env-duplicate-name",
+        spec(api={"extraEnv": [{"name": "FOO", "value": "1"}, {"name": "FOO", "value": "2"}]}),
+        "spec.api.extraEnv[1]",
+        "Duplicate value",
     ),
     Case("name-not-dns-label", spec(), "metadata.name", "DNS-1035 label", name="9shop"),
     Case("name-too-long", spec(), "metadata.name", "DNS-1035 label", name="s" * 41),
@@ -275,6 +379,14 @@ UPDATE_CASES = [
         "spec.redis.shards",
         "may grow but not shrink",
         before=spec(redis={"shards": 5}),
+        models_reject=False,
+    ),
+    Case(
+        "redis-replicas-shrink",
+        spec(redis={"replicasPerShard": 1}),
+        "spec.redis.replicasPerShard",
+        "may grow but not shrink",
+        before=spec(redis={"replicasPerShard": 2}),
         models_reject=False,
     ),
     Case(

@@ -70,3 +70,28 @@ def test_spec_reference_page_is_current() -> None:
     ).stdout
     with open("docs/spec.md") as stream:
         assert stream.read() == generated, "docs/spec.md is stale: run 'make crds'"
+
+
+def test_extra_env_is_a_map_keyed_by_name() -> None:
+    spec = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    extra_env = spec["properties"]["api"]["properties"]["extraEnv"]
+    assert extra_env["x-kubernetes-list-type"] == "map"
+    assert extra_env["x-kubernetes-list-map-keys"] == ["name"]
+    assert "name" in extra_env["items"]["required"]
+
+
+def test_every_duration_is_bounded_without_risking_an_overflow() -> None:
+    spec = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    durations = [
+        (path, node)
+        for path, node in _walk(spec, "spec")
+        if any(
+            "must be a duration" in r["message"] for r in node.get("x-kubernetes-validations", [])
+        )
+    ]
+    assert len(durations) == 7, [path for path, _ in durations]
+    for path, node in durations:
+        bounds = [r for r in node["x-kubernetes-validations"] if "duration(self)" in r["rule"]]
+        assert len(bounds) == 1, path
+        assert bounds[0]["message"].startswith("must be between"), path
+        assert "self.matches(r'^(0*(" in bounds[0]["rule"], path  # the overflow guard

@@ -68,3 +68,89 @@ def test_every_dns_label_up_to_forty_characters_is_a_valid_name(name: str) -> No
 def test_longer_names_are_refused(name: str) -> None:
     with pytest.raises(ValidationError):
         models.PulseBase.from_body(body({"version": "1.0.0"}, name=name))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # Whole bytes however written; isInteger() on the server would refuse these two.
+        {"postgres": {"storage": {"size": "1.5Gi"}}},
+        {"postgres": {"storage": {"size": "100Ti"}}},
+        {"postgres": {"storage": {"size": "7Ei"}}},
+        {"postgres": {"storage": {"size": "1e3"}}},
+        {"api": {"resources": {"requests": {"cpu": "0"}, "limits": {"cpu": "999999"}}}},
+        {"api": {"resources": {"requests": {"cpu": "1m"}}}},
+        {"api": {"extraEnv": [{"name": "FOO"}, {"name": "BAR"}]}},
+        {"cdn": {"edge": {"assetMaxAge": "8760h"}}},
+        {"cdn": {"edge": {"assetMaxAge": "1000000000ms"}}},
+        {"monitoring": {"thresholds": {"apiLatencyP95": "1ms", "dbQueryP95": "1h"}}},
+        {"postgres": {"parameters": {"Shared_Buffers": "1GB"}}},
+        {"redis": {"mode": "external", "external": {"endpoints": ["cache:65535", "b:1"]}}},
+        {"objectStorage": {"buckets": {"assets": "shop-backups", "backups": "shop-assets"}}},
+    ],
+)
+def test_values_at_the_edges_are_accepted(spec: dict) -> None:
+    models.PulseBase.from_body(body({"version": "2.4.1", **spec}))
+
+
+@pytest.mark.parametrize(
+    ("size", "whole"),
+    [("1", True), ("0.5Ki", True), ("0.0001Ki", False), ("500m", False), ("1.5", False)],
+)
+def test_byte_quantities_must_be_whole(size: str, whole: bool) -> None:
+    spec = {"version": "2.4.1", "redis": {"storage": {"size": size}}}
+    if whole:
+        models.PulseBase.from_body(body(spec))
+    else:
+        with pytest.raises(ValidationError, match="whole number of bytes"):
+            models.PulseBase.from_body(body(spec))
+
+
+@pytest.mark.parametrize(
+    "size", ["8Ei", "9223372036854775807", "10E", "99999999999999999999999999999"]
+)
+def test_byte_quantities_stay_below_8ei(size: str) -> None:
+    # The API server caps binary quantities at 2**63 - 1, so 8Ei - 1 is refused as well.
+    with pytest.raises(ValidationError, match="below 8Ei"):
+        models.PulseBase.from_body(body({"version": "2.4.1", "cdn": {"edge": {"cacheSize": size}}}))
+
+
+@pytest.mark.parametrize("age", ["0s", "999ms", "8761h", "99999999999999999999h"])
+def test_durations_out_of_range_name_the_range(age: str) -> None:
+    spec = {"version": "2.4.1", "cdn": {"edge": {"assetMaxAge": age}}}
+    with pytest.raises(ValidationError, match="must be between 1s and 8760h"):
+        models.PulseBase.from_body(body(spec))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("https://s3.example.com:0", "port must be between 1 and 65535"),
+        ("https://s3.example.com:123456", "port must be between 1 and 65535"),
+        ("https://user@s3.example.com/", "must not contain credentials"),
+    ],
+)
+def test_external_s3_endpoint(endpoint: str, message: str) -> None:
+    spec = {
+        "version": "2.4.1",
+        "objectStorage": {
+            "mode": "external",
+            "external": {
+                "endpoint": endpoint,
+                "accessKeyId": {"name": "s", "key": "a"},
+                "secretAccessKey": {"name": "s", "key": "b"},
+            },
+        },
+    }
+    with pytest.raises(ValidationError, match=message):
+        models.PulseBase.from_body(body(spec))
+
+
+def test_a_query_with_an_at_sign_is_not_credentials() -> None:
+    external = {
+        "endpoint": "https://s3.example.com:9000/path?x=a@b",
+        "accessKeyId": {"name": "s", "key": "a"},
+        "secretAccessKey": {"name": "s", "key": "b"},
+    }
+    spec = {"version": "2.4.1", "objectStorage": {"mode": "external", "external": external}}
+    models.PulseBase.from_body(body(spec))
