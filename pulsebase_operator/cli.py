@@ -73,6 +73,30 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention_plan(args: argparse.Namespace) -> int:
+    """Which backups of a pgBackRest catalog the retention policy keeps; touches nothing."""
+    import datetime
+
+    from pulsebase_operator.policy import retention
+
+    try:
+        info = json.load(sys.stdin)
+        now = datetime.datetime.fromisoformat(args.now) if args.now else None
+        policy = retention.Policy(daily=args.daily, weekly=args.weekly, time_zone=args.time_zone)
+        retention.zone(policy)
+    except (ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if now is None:
+        now = datetime.datetime.now(datetime.UTC)
+    elif now.tzinfo is None:
+        print("error: --now needs an offset, such as 2026-12-03T10:00:00Z", file=sys.stderr)
+        return 2
+    decisions = retention.plan(retention.backups_from_info(info), policy=policy, now=now)
+    print(json.dumps([d.as_dict() for d in decisions], indent=2))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import threading
@@ -216,6 +240,18 @@ def parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics at http://HOST:PORT/metrics",
     )
     run.set_defaults(func=cmd_run)
+
+    retention = commands.add_parser("retention", help="backup retention decisions")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    plan = retention_commands.add_parser(
+        "plan",
+        help="read `pgbackrest info --output=json` on stdin, print keep/expire per backup",
+    )
+    plan.add_argument("--daily", type=int, default=30, help="days kept (default 30)")
+    plan.add_argument("--weekly", type=int, default=52, help="ISO weeks kept (default 52)")
+    plan.add_argument("--time-zone", default="UTC", help="IANA time zone of days and weeks")
+    plan.add_argument("--now", help="the current time, RFC 3339 with an offset")
+    plan.set_defaults(func=cmd_retention_plan)
 
     commands.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(func=cmd_crd)
     commands.add_parser("version", help="print the version").set_defaults(func=cmd_version)

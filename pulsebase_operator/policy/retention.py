@@ -24,7 +24,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,20 @@ def backups_from_info(info: Sequence[Mapping[str, Any]]) -> list[Backup]:
     return found
 
 
+def zone(policy: Policy) -> ZoneInfo:
+    """The policy's time zone; ValueError when it is not a known IANA name."""
+    try:
+        return ZoneInfo(policy.time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {policy.time_zone!r}") from error
+
+
 def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -> list[Decision]:
     """One decision per backup, oldest first."""
-    zone = ZoneInfo(policy.time_zone)
+    zone_ = zone(policy)
     ordered = sorted(backups, key=lambda b: (b.stopped, b.label))
     by_label = {b.label: b for b in ordered}
-    today = now.astimezone(zone).date()
+    today = now.astimezone(zone_).date()
     this_week = _week(today)
     reasons: dict[str, str] = {}
 
@@ -97,7 +105,7 @@ def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -
     newest_of_day: dict[datetime.date, Backup] = {}
     newest_of_week: dict[tuple[int, int], Backup] = {}
     for backup in fulls:  # oldest first, so later ones overwrite
-        local = backup.stopped.astimezone(zone).date()
+        local = backup.stopped.astimezone(zone_).date()
         newest_of_day[local] = backup
         newest_of_week[_week(local)] = backup
     for day, backup in sorted(newest_of_day.items(), reverse=True):
@@ -112,7 +120,7 @@ def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -
     # any moment in it; only where their chain survives.
     window_start = today - datetime.timedelta(days=policy.daily - 1)
     for backup in good:
-        if backup.kind != "full" and backup.stopped.astimezone(zone).date() >= window_start:
+        if backup.kind != "full" and backup.stopped.astimezone(zone_).date() >= window_start:
             keep(backup, "within the daily recovery window")
 
     # A kept backup keeps everything it depends on.

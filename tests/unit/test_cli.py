@@ -55,3 +55,48 @@ def test_crd_command_prints_the_file_in_crds() -> None:
     done = run("crd")
     assert done.returncode == 0
     assert done.stdout == Path("crds/pulsebase.yaml").read_text()
+
+
+INFO = """[{"name": "pulsebase", "backup": [
+  {"label": "20261101-010000F", "type": "full", "prior": null, "error": false,
+   "timestamp": {"start": 1761958800, "stop": 1761959400}},
+  {"label": "20261202-010000F", "type": "full", "prior": null, "error": false,
+   "timestamp": {"start": 1764637200, "stop": 1764637800}},
+  {"label": "20261202-010000F_20261202-020000I", "type": "incr",
+   "prior": "20261202-010000F", "error": false,
+   "timestamp": {"start": 1764640800, "stop": 1764641000}}]}]"""
+
+
+def test_retention_plan_prints_one_decision_per_backup_as_json() -> None:
+    import json
+
+    done = run(
+        "retention",
+        "plan",
+        "--daily",
+        "7",
+        "--weekly",
+        "2",
+        "--now",
+        "2026-12-03T12:00:00Z",
+        stdin=INFO,
+    )
+    assert done.returncode == 0, done.stderr
+    decisions = {d["label"]: d for d in json.loads(done.stdout)}
+    assert set(decisions) == {
+        "20261101-010000F",
+        "20261202-010000F",
+        "20261202-010000F_20261202-020000I",
+    }
+    assert decisions["20261101-010000F"]["action"] == "expire"
+    assert decisions["20261202-010000F"]["action"] == "keep"
+    assert decisions["20261202-010000F_20261202-020000I"]["reason"] == "the newest good backup"
+
+
+def test_retention_plan_refuses_ambiguous_input() -> None:
+    naive = run("retention", "plan", "--now", "2026-12-03T12:00:00", stdin=INFO)
+    assert naive.returncode == 2
+    assert "needs an offset" in naive.stderr
+    zone = run("retention", "plan", "--time-zone", "Mars/Olympus", stdin=INFO)
+    assert zone.returncode == 2
+    assert "unknown time zone 'Mars/Olympus'" in zone.stderr
