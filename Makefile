@@ -42,7 +42,8 @@ cluster-up: venv tools ## start a local control plane; kubeconfig in .cluster/ku
 .PHONY: cluster-down
 cluster-down: ## stop the operator and the local control plane, and remove .cluster
 	@if [ -f $(CLUSTER_DIR)/operator.pid ]; then \
-	  kill $$(cat $(CLUSTER_DIR)/operator.pid) 2>/dev/null || true; fi
+	  pid=$$(cat $(CLUSTER_DIR)/operator.pid); kill $$pid 2>/dev/null || true; \
+	  for _ in $$(seq 30); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; fi
 	@if [ -d $(CLUSTER_DIR) ]; then \
 	  $(PY) -m tests.support.localcluster down --state-dir $(CLUSTER_DIR); fi
 	rm -rf $(CLUSTER_DIR)

@@ -154,7 +154,10 @@ def test_example_stack_becomes_ready_with_every_child(
         )
         time.sleep(2)
     assert _passes(operator) >= passes_before + 3, "child events did not wake the operator"
-    writes = count_writes(control_plane.audit_log, OPERATOR_USER, since_line=mark)
+    # Writes in this namespace: other tests' stacks may still be torn down meanwhile.
+    writes = count_writes(
+        control_plane.audit_log, OPERATOR_USER, since_line=mark, namespace=namespace
+    )
     assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
     # The operator's own counter agrees with the API server.
     assert operator.metric("pulsebase_operator_api_writes_total") == counted_before
@@ -188,7 +191,10 @@ def test_a_stale_status_entry_is_removed_once_not_rewritten_forever(
             "--overwrite",
         )
         time.sleep(2)
-    assert count_writes(control_plane.audit_log, OPERATOR_USER, since_line=mark) == []
+    writes = count_writes(
+        control_plane.audit_log, OPERATOR_USER, since_line=mark, namespace=namespace
+    )
+    assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
 
 
 def _passes(operator: Operator) -> int:

@@ -90,7 +90,9 @@ def audit_lines(audit_log: Path | str) -> int:
         return 0
 
 
-def count_writes(audit_log: Path | str, user: str, since_line: int = 0) -> list[dict[str, Any]]:
+def count_writes(
+    audit_log: Path | str, user: str, since_line: int = 0, namespace: str | None = None
+) -> list[dict[str, Any]]:
     """The audit events of the write requests `user` made after line `since_line`.
 
     One event per request: the policy omits RequestReceived, and only ResponseComplete
@@ -106,6 +108,7 @@ def count_writes(audit_log: Path | str, user: str, since_line: int = 0) -> list[
                 event.get("verb") in WRITE_VERBS
                 and event.get("stage") in ("ResponseComplete", "Panic")
                 and event.get("user", {}).get("username") == user
+                and namespace in (None, event.get("objectRef", {}).get("namespace"))
             ):
                 events.append(event)
     return events
