@@ -1,4 +1,5 @@
-"""Structured JSON logs: one event per line, kopf's own lines through the same pipeline.
+"""Structured JSON logs: one event per line, kopf's own lines through the same pipeline,
+secrets and e-mail addresses removed from every field (see `redaction`).
 
 Each reconcile pass binds namespace, name and a correlation id once (contextvars), so
 every line of the pass, ours or kopf's, carries them.
@@ -10,6 +11,8 @@ import logging
 import sys
 
 import structlog
+
+from pulsebase_operator.telemetry import redaction
 
 _SHARED: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -34,6 +37,8 @@ def configure(level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # Last before rendering, so tracebacks and kopf's own lines are scrubbed too.
+            redaction.redact,
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
     )
