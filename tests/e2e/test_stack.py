@@ -80,6 +80,17 @@ def patch_spec(api: k8s.ApiClient, namespace: str, name: str, spec: dict[str, An
     )
 
 
+def ready_stack(
+    cluster: LocalCluster, api: k8s.ApiClient, namespace: str, **spec: Any
+) -> dict[str, Any]:
+    """Apply the managed example (with `spec` overrides) and wait until it is Ready."""
+    docs = example(MANAGED, namespace)
+    next(d for d in docs if d["kind"] == "PulseBase")["spec"].update(spec)
+    done = apply(cluster, *docs)
+    assert done.returncode == 0, done.stderr
+    return wait_for(lambda: ready(api, namespace, "shop"), timeout=180, what="Ready")  # type: ignore[no-any-return]
+
+
 def test_example_stack_becomes_ready_with_every_child(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
@@ -204,8 +215,7 @@ def _passes(operator: Operator) -> int:
 def test_scaling_updates_and_pruning_follow_the_spec(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace)
     apps = k8s.AppsV1Api(api_client)
 
     # Scale: the children follow and status goes back to Ready.
@@ -254,8 +264,7 @@ def test_scaling_updates_and_pruning_follow_the_spec(
 def test_deletion_collects_children_and_keeps_volumes_under_retain(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace)
     pvcs = names(api_client, namespace)["PVC"]
     assert pvcs
 
@@ -331,8 +340,7 @@ def test_external_mode_deploys_only_the_api_and_cdn(
 def test_growing_a_volume_resizes_claims_without_restarting_pods(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace)
     core, apps = k8s.CoreV1Api(api_client), k8s.AppsV1Api(api_client)
     selector = "pulsebase.io/instance=shop,app.kubernetes.io/component=postgres"
     pods = {
@@ -382,10 +390,7 @@ def _statefulset(apps: k8s.AppsV1Api, namespace: str, name: str) -> Any:
 def test_deletion_policy_delete_removes_volumes_and_credentials(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    docs = example(MANAGED, namespace)
-    next(d for d in docs if d["kind"] == "PulseBase")["spec"]["deletionPolicy"] = "Delete"
-    assert apply(control_plane, *docs).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace, deletionPolicy="Delete")
     # Patroni keeps its cluster state in ConfigMaps of its own; stand in for it.
     state = {
         "apiVersion": "v1",
@@ -416,8 +421,7 @@ def test_deletion_policy_delete_removes_volumes_and_credentials(
 def test_status_follows_child_readiness_within_seconds(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace)
     nodes = ["kwok-node-0", "kwok-node-1"]
     try:
         # A member lost with nowhere to reschedule it: PostgreSQL has 2 of 3 ready.
@@ -446,8 +450,7 @@ def test_status_follows_child_readiness_within_seconds(
 def test_a_paused_stack_is_left_alone_until_resumed(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace)
     apps = k8s.AppsV1Api(api_client)
 
     control_plane.kubectl("annotate", "pb", "shop", "-n", namespace, "pulsebase.io/paused=true")
@@ -479,10 +482,7 @@ def test_a_paused_stack_is_left_alone_until_resumed(
 def test_retain_set_just_before_deletion_still_keeps_the_volumes(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    docs = example(MANAGED, namespace)
-    next(d for d in docs if d["kind"] == "PulseBase")["spec"]["deletionPolicy"] = "Delete"
-    assert apply(control_plane, *docs).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace, deletionPolicy="Delete")
     pvcs = names(api_client, namespace)["PVC"]
     # Paused, so no pass carries the new policy over to the StatefulSets before deletion.
     control_plane.kubectl("annotate", "pb", "shop", "-n", namespace, "pulsebase.io/paused=true")
@@ -502,8 +502,7 @@ def test_retain_set_just_before_deletion_still_keeps_the_volumes(
 def test_a_deleted_database_secret_is_not_regenerated_over_existing_data(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
-    wait_for(lambda: ready(api_client, namespace, "shop"), timeout=180, what="Ready")
+    ready_stack(control_plane, api_client, namespace)
     core = k8s.CoreV1Api(api_client)
     kept = core.read_namespaced_secret("shop-postgres-app", namespace)
     core.delete_namespaced_secret("shop-postgres-app", namespace)
