@@ -9,6 +9,7 @@ set -euo pipefail
 
 packages=(
   "lua5.4:lua5.4"   # runs docs/argocd/health.lua in tests/unit/argocd and the e2e suite
+  "prometheus:promtool"   # checks and unit-tests the alert rules in tests/unit/alerts
 )
 
 missing=()

@@ -97,3 +97,8 @@ def assets_bucket(name: str) -> str:
 
 def backups_bucket(name: str) -> str:
     return child(name, "backups")
+
+
+def alerts(name: str) -> str:
+    """The PrometheusRule holding this PulseBase's alert rules."""
+    return child(name, "alerts")
