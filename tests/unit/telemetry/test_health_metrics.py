@@ -1,0 +1,95 @@
+"""The health series a scrape shows for each PulseBase, and their removal."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pulsebase_operator.telemetry import health
+
+HEALTH = {
+    "postgres": {
+        "healthy": True,
+        "latencySeconds": 0.004,
+        "members": [{"name": "shop-postgres-1", "lagBytes": 1024, "lagSeconds": 0.5}],
+        "connections": 12,
+        "maxConnections": 100,
+        "databaseBytes": 2_000_000,
+        "volumeBytes": 10_000_000,
+        "queryP95Seconds": None,
+    },
+    "redis": {"healthy": False, "hitRatio": 0.75, "evictedKeys": 3, "slotsOk": 16384},
+    "objectStorage": {
+        "healthy": True,
+        "buckets": {"shop-assets": {"versioning": "Enabled"}, "b": {"versioning": "Disabled"}},
+    },
+    "measuredAt": "2026-12-04T10:00:00Z",
+}
+
+
+def scrape(store: health.HealthStore) -> str:
+    registry = CollectorRegistry()
+    registry.register(store)
+    return generate_latest(registry).decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def at(**labels: str) -> frozenset[tuple[str, str]]:
+    return frozenset({"namespace": "prod", "pulsebase": "shop", **labels}.items())
+
+
+def test_a_probed_pulsebase_shows_its_measured_values() -> None:
+    store = health.HealthStore()
+    store.update(namespace="prod", name="shop", ready=True, health=HEALTH)
+    text = scrape(store)
+    found = samples(text)
+
+    assert found[("pulsebase_ready", at())] == 1
+    assert found[("pulsebase_dependency_up", at(component="redis"))] == 0
+    assert found[("pulsebase_dependency_up", at(component="postgres"))] == 1
+    assert found[("pulsebase_probe_latency_seconds", at(component="postgres"))] == 0.004
+    member = at(member="shop-postgres-1")
+    assert found[("pulsebase_postgres_replication_lag_bytes", member)] == 1024
+    assert found[("pulsebase_postgres_replication_lag_seconds", member)] == 0.5
+    assert found[("pulsebase_redis_cache_hit_ratio", at())] == 0.75
+    types = {family.name: family.type for family in text_string_to_metric_families(text)}
+    assert types["pulsebase_redis_evicted_keys"] == "counter"
+    assert found[("pulsebase_redis_evicted_keys_total", at())] == 3
+    assert found[("pulsebase_volume_used_bytes", at(volume="postgres"))] == 2_000_000
+    assert found[("pulsebase_volume_capacity_bytes", at(volume="postgres"))] == 10_000_000
+    versioning = "pulsebase_objectstorage_bucket_versioning_enabled"
+    assert found[(versioning, at(bucket="shop-assets"))] == 1
+    assert found[(versioning, at(bucket="b"))] == 0
+
+
+def test_a_value_not_measured_is_absent_rather_than_zero() -> None:
+    store = health.HealthStore()
+    store.update(namespace="prod", name="shop", ready=True, health=HEALTH)
+    text = scrape(store)
+
+    assert "pulsebase_postgres_query_p95_seconds{" not in text
+    assert "pulsebase_redis_memory_used_bytes{" not in text
+
+
+def test_forgetting_a_pulsebase_removes_every_series_of_it() -> None:
+    store = health.HealthStore()
+    store.update(namespace="prod", name="shop", ready=True, health=HEALTH)
+    store.update(namespace="prod", name="blog", ready=False, health={})
+    store.forget(namespace="prod", name="shop")
+    text = scrape(store)
+
+    assert 'pulsebase="shop"' not in text
+    assert 'pulsebase_ready{namespace="prod",pulsebase="blog"} 0.0' in text
+
+
+def test_every_family_follows_the_naming_conventions() -> None:
+    for series in health.SERIES:
+        assert series.name.startswith("pulsebase_")
+        assert series.counter == series.name.endswith("_total"), series.name
