@@ -60,10 +60,10 @@ wheelhouse: venv ## download the image's locked dependencies once, for the offli
 	    && touch $(WHEELHOUSE)/.complete; }
 
 .PHONY: lock
-lock: venv ## regenerate requirements/*.lock (with hashes) from pyproject.toml and build.in
-	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+lock: venv ## regenerate requirements/*.lock (with hashes) at the versions in constraints.txt
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -c constraints.txt \
 	  --no-emit-find-links -o requirements/operator.lock pyproject.toml
-	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -c constraints.txt \
 	  --no-emit-find-links -o requirements/build.lock requirements/build.in
 
 .PHONY: test
