@@ -7,7 +7,9 @@ status.health, and telemetry turns them into metrics. A probe never raises for a
 dependency; it reports the failure, with secrets scrubbed from any library text it quotes.
 """
 
+from pulsebase_operator.probes import http, objectstore, postgres, redis
 from pulsebase_operator.probes.reading import Reading
+from pulsebase_operator.probes.runner import run
 from pulsebase_operator.probes.targets import (
     HttpTarget,
     ObjectStoreTarget,
@@ -23,4 +25,9 @@ __all__ = [
     "Reading",
     "RedisTarget",
     "Target",
+    "http",
+    "objectstore",
+    "postgres",
+    "redis",
+    "run",
 ]
