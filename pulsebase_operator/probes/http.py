@@ -11,6 +11,7 @@ time keeps one probe running past it; `run` stops waiting for such a probe.
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import time
 import urllib.error
@@ -86,8 +87,8 @@ def probe(target: HttpTarget, *, timeout: float, previous: Reading | None = None
         if isinstance(cause, ssl.SSLError):
             return unhealthy(TLS_FAILED, f"TLS with {url} failed: {cause}")
         return unhealthy(UNREACHABLE, f"Could not reach {url}: {cause}")
-    except (OSError, ValueError) as error:
-        # Connection resets mid-response, malformed status lines, bad URLs.
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        # Connections closed mid-response, malformed status lines, bad URLs.
         return unhealthy(UNREACHABLE, f"Could not get a response from {url}: {error}")
 
     values["statusCode"] = status

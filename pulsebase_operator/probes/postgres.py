@@ -167,9 +167,11 @@ def probe(target: PostgresTarget, *, timeout: float, previous: Reading | None = 
             )
         except psycopg.errors.QueryCanceled as error:
             return failure(TIMEOUT, f"PostgreSQL at {where} did not answer in time", error)
-        except psycopg.OperationalError as error:
-            return failure(UNREACHABLE, f"Lost the connection to PostgreSQL at {where}", error)
         except psycopg.Error as error:
+            # OperationalError covers far more than a lost connection (SQLSTATE classes
+            # 53 to 58), so the connection itself says which it was.
+            if conn.broken:
+                return failure(UNREACHABLE, f"Lost the connection to PostgreSQL at {where}", error)
             return failure(QUERY_FAILED, f"PostgreSQL at {where} refused a probe query", error)
 
     identity = (server[0], server[1])
@@ -249,9 +251,9 @@ def _read_statements(
     ).format(sql.Identifier(row[0]), toplevel)
     try:
         rows = conn.execute(query).fetchall()
-    except psycopg.OperationalError:
-        raise  # a timeout or a lost connection fails the whole probe
     except psycopg.Error as error:
+        if conn.broken or isinstance(error, psycopg.errors.QueryCanceled):
+            raise  # a timeout or a lost connection fails the whole probe
         # Most often "must be loaded via shared_preload_libraries", or a server older
         # than 13, whose view has no total_exec_time.
         return None, f"pg_stat_statements cannot be read: {_detail(error)}"

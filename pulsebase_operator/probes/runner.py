@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,7 @@ import structlog
 
 from pulsebase_operator.probes import http, objectstore, postgres, redis
 from pulsebase_operator.probes.reading import PROBE_FAILED, TIMEOUT, Reading, failed, now, title
+from pulsebase_operator.probes.redaction import scrub
 from pulsebase_operator.probes.targets import (
     HttpTarget,
     ObjectStoreTarget,
@@ -94,7 +96,14 @@ def _probe_safely(
         return _probe(target, timeout=timeout, previous=previous)
     except Exception as error:
         # A bug in a probe, not a dependency failure: report it and keep the others going.
-        log.warning("probe failed unexpectedly", component=component, exc_info=True)
+        # No traceback with it: rendered with locals it could show a password.
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        log.warning(
+            "probe failed unexpectedly",
+            component=component,
+            error=scrub(f"{type(error).__name__}: {error}", secrets=_secrets(target)),
+            where=f"{frame.filename}:{frame.lineno} in {frame.name}",
+        )
         return failed(
             component,
             reason=PROBE_FAILED,
@@ -114,6 +123,16 @@ def _probe(target: Target, *, timeout: float, previous: Reading | None) -> Readi
     if isinstance(target, ObjectStoreTarget):
         return objectstore.probe(target, timeout=timeout, previous=previous)
     return http.probe(target, timeout=timeout, previous=previous)
+
+
+def _secrets(target: Target) -> tuple[str | None, ...]:
+    if isinstance(target, PostgresTarget):
+        return (target.password,)
+    if isinstance(target, RedisTarget):
+        return (target.password,)
+    if isinstance(target, ObjectStoreTarget):
+        return (target.access_key_id, target.secret_access_key)
+    return ()
 
 
 def _blank_values(target: Target) -> dict[str, Any]:

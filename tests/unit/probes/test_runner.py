@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from pulsebase_operator import probes
 from pulsebase_operator.probes import HttpTarget, PostgresTarget, Reading, RedisTarget, runner
@@ -77,11 +78,15 @@ def test_a_probe_that_raises_becomes_an_unhealthy_reading(
 
     monkeypatch.setattr(probes.postgres, "probe", broken)
 
-    failed = probes.run({"postgres": POSTGRES}, timeout=1)["postgres"]
+    with structlog.testing.capture_logs() as logs:
+        failed = probes.run({"postgres": POSTGRES}, timeout=1)["postgres"]
 
     assert (failed.healthy, failed.reason) == (False, "ProbeFailed")
-    assert "secret-pw" not in failed.message
     assert "RuntimeError" in failed.message
+    assert "secret-pw" not in failed.message
+    [logged] = logs
+    assert logged["error"] == "RuntimeError: bug while holding ***"
+    assert "in broken" in logged["where"]
 
 
 def test_each_reading_is_named_by_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
