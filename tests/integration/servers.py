@@ -8,18 +8,19 @@ Debian package to install, only when the server's program is not installed;
 
 tests/conftest.py registers this module as a plugin, so any test can ask for the fixtures:
 
-    postgres_pair         session: a primary with pg_stat_statements and one streaming
+    postgres_pair         per run: a primary with pg_stat_statements and one streaming
                           replica (PostgresPair: .primary, .replica)
     postgres_server       per test: a lone primary to stop or freeze
-    redis_node            session: one Redis with a password (.password)
-    redis_cluster         session: six nodes, three primaries with a replica each
+    redis_node            per run: one Redis with a password (.password)
+    redis_cluster         per run: six nodes, three primaries with a replica each
     redis_cluster_fresh   per test: the same six-node layout, to break
-    s3_server             session: moto's S3 server (.endpoint, .client(), .target())
+    s3_server             per run: moto's S3 server (.endpoint, .client(), .target())
     s3_server_fresh       per test: another one, to stop and start again
-    http_server           session: /ok (200), /down (503), /slow and /drip (hang)
+    http_server           per run: /ok (200), /down (503), /slow and /drip (hang)
 
-The classes work without pytest too: `start_postgres(root=...)`, `RedisNode.start(...)`,
-`start_redis_cluster(...)`, `MotoServer.start(...)`, each with `.stop()`.
+The same servers without pytest: `start_postgres()` and `start_replica(primary)` (then
+`.remove()`), `RedisNode.start(root=...)`, `start_redis_cluster()`, `MotoServer.start()`
+(then `.remove()`) and `HttpServer()`, each with `.stop()`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ TIMEOUT = 2.0
 
 
 def unique(name: str) -> str:
-    # One server serves the whole session; every test makes buckets of its own.
+    # One server serves the whole run; every test makes buckets of its own.
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
