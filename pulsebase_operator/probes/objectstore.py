@@ -46,6 +46,7 @@ BUCKET_MISSING = "BucketMissing"
 BUCKET_FORBIDDEN = "BucketForbidden"
 TLS_FAILED = "TlsFailed"
 REQUEST_FAILED = "RequestFailed"
+INVALID_TARGET = "InvalidTarget"
 
 # 50 pages of LIST_PAGE_SIZE keys. A backups bucket holding more than that (a WAL archive kept for
 # months, say) is listed only that far, in key order, and the age may then be too old.
@@ -95,14 +96,35 @@ def probe(target: ObjectStoreTarget, *, timeout: float, previous: Reading | None
     forbidden: list[str] = []
     notes: list[str] = []
 
-    client = _client(target, timeout=timeout)
+    def unhealthy(reason: str, message: str) -> Reading:
+        return failed(
+            COMPONENT,
+            reason=reason,
+            message=sentence(scrub(message, secrets=secrets)),
+            measured_at=measured_at,
+            values=values,
+            previous=previous,
+        )
+
+    try:
+        client = _client(target, timeout=timeout)
+    except (ValueError, botocore.exceptions.BotoCoreError) as error:
+        return unhealthy(
+            INVALID_TARGET, f"Cannot use {target.endpoint!r} as an S3 endpoint: {error}"
+        )
     try:
         # The first request made also gives the latency.
         started = time.monotonic()
         if not names:
             _list_buckets(client)
             values["latencySeconds"] = seconds(time.monotonic() - started)
-        for name in names:
+        for number, name in enumerate(names):
+            if time.monotonic() > deadline:
+                raise _EndpointError(
+                    TIMEOUT,
+                    f"The object storage probe ran out of time after {number} of "
+                    f"{len(names)} buckets ({timeout:g} s)",
+                )
             buckets[name], problem = _bucket(client, name)
             if values["latencySeconds"] is None:
                 values["latencySeconds"] = seconds(time.monotonic() - started)
@@ -119,14 +141,7 @@ def probe(target: ObjectStoreTarget, *, timeout: float, previous: Reading | None
                 notes=notes,
             )
     except _EndpointError as error:
-        return failed(
-            COMPONENT,
-            reason=error.reason,
-            message=sentence(scrub(error.message, secrets=secrets)),
-            measured_at=measured_at,
-            values=values,
-            previous=previous,
-        )
+        return unhealthy(error.reason, error.message)
     finally:
         client.close()
 
@@ -136,13 +151,9 @@ def probe(target: ObjectStoreTarget, *, timeout: float, previous: Reading | None
             parts.append(f"missing buckets: {', '.join(missing)}")
         if forbidden:
             parts.append(f"buckets these credentials may not use: {', '.join(forbidden)}")
-        return failed(
-            COMPONENT,
-            reason=BUCKET_MISSING if missing else BUCKET_FORBIDDEN,
-            message=sentence(f"Object storage at {target.endpoint} has {'; '.join(parts)}"),
-            measured_at=measured_at,
-            values=values,
-            previous=previous,
+        return unhealthy(
+            BUCKET_MISSING if missing else BUCKET_FORBIDDEN,
+            f"Object storage at {target.endpoint} has {'; '.join(parts)}",
         )
 
     text = f"Object storage answered in {duration(values['latencySeconds'])}"
