@@ -50,9 +50,20 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _WHITESPACE = re.compile(r"\s+")
 
 
+# Shorter secrets are masked only where they stand as a word of their own. Otherwise a
+# test password like "pw" would mask the middle of every word that contains it and make the
+# message unreadable; inside another word it does not reveal itself anyway.
+WHOLE_WORD_BELOW = 8
+
+
 def _mask_known(text: str, known: list[str]) -> str:
     for secret in known:
-        text = text.replace(secret, MASK)
+        if len(secret) >= WHOLE_WORD_BELOW:
+            text = text.replace(secret, MASK)
+            continue
+        head = r"(?<!\w)" if re.match(r"\w", secret[0]) else ""
+        tail = r"(?!\w)" if re.match(r"\w", secret[-1]) else ""
+        text = re.sub(head + re.escape(secret) + tail, MASK, text)
     return text
 
 
@@ -68,7 +79,9 @@ def scrub(text: str, *, secrets: Iterable[str | None] = ()) -> str:
     text = _WHITESPACE.sub(" ", text).strip()
     text = _mask_known(text, known)
     if len(text) > MAX_LENGTH:
-        text = text[: MAX_LENGTH - 1].rstrip() + "…"
+        # A cut can leave the start of a word that equals a short secret; masking once more
+        # may then add two characters, for which the cut leaves room.
+        text = _mask_known(text[: MAX_LENGTH - 3].rstrip() + "…", known)
     return text
 
 
