@@ -112,6 +112,6 @@ def test_a_stopped_server_is_unreachable_and_a_restarted_one_healthy_again(
 
     assert healthy.healthy
     assert (stopped.healthy, stopped.reason) == (False, "Unreachable")
-    assert took < TIMEOUT + 1
+    assert took < TIMEOUT + 3  # refused at once; loose for busy machines
     assert S3_SECRET_KEY not in stopped.message
     assert (again.healthy, again.reason) == (True, "Healthy")

