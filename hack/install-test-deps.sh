@@ -4,25 +4,40 @@
 #
 # Usage: hack/install-test-deps.sh
 #
-# Add a package as "package:command", the command proving it is installed.
+# Add a package as "package:command", the command proving it is installed: a name looked
+# up on PATH, or an absolute path for programs Debian keeps off PATH.
 set -euo pipefail
 
 packages=(
   "lua5.4:lua5.4"   # runs docs/argocd/health.lua in tests/unit/argocd and the e2e suite
   "prometheus:promtool"   # checks and unit-tests the alert rules in tests/unit/alerts
+  # tests/integration: a primary, a streaming replica (pg_basebackup) and pg_stat_statements
+  "postgresql-15:/usr/lib/postgresql/15/bin/postgres"
+  "postgresql-15:/usr/lib/postgresql/15/bin/pg_basebackup"
+  # tests/integration: a single node and six-node clusters; redis-cli forms the clusters
+  "redis-server:redis-server"
+  "redis-tools:redis-cli"
 )
+
+present() {
+  if [[ $1 == /* ]]; then
+    [ -x "$1" ]
+  else
+    command -v "$1" >/dev/null 2>&1
+  fi
+}
 
 missing=()
 for entry in "${packages[@]}"; do
   package=${entry%%:*}
   command=${entry#*:}
-  if ! command -v "$command" >/dev/null 2>&1; then
+  if ! present "$command" && [[ " ${missing[*]} " != *" $package "* ]]; then
     missing+=("$package")
   fi
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test dependencies present: ${packages[*]%%:*}"
+  echo "test dependencies present: $(printf '%s\n' "${packages[@]%%:*}" | sort -u | xargs)"
   exit 0
 fi
 
