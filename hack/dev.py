@@ -52,6 +52,9 @@ def main() -> int:
                 str(state / "operator.kubeconfig"),
                 "--resync-seconds",
                 "30",
+                # KWOK runs no containers: only dependencies outside the cluster answer.
+                "--probes",
+                "external",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

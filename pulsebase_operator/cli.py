@@ -106,17 +106,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pulsebase_operator.kube.client import Kube, connection_info, load_config
     from pulsebase_operator.kube.leases import LeaderElection
     from pulsebase_operator.reconcile import handlers
+    from pulsebase_operator.reconcile.health import Scope as ProbeScope
+    from pulsebase_operator.telemetry import health as health_metrics
     from pulsebase_operator.telemetry import logging as telemetry_logging
     from pulsebase_operator.telemetry import metrics
 
     telemetry_logging.configure(args.log_level)
     if args.metrics_address:
+        health_metrics.register()
         metrics.serve(args.metrics_address)
     api_client, in_cluster = load_config(args.kubeconfig)
     handlers.OPTIONS.kube = Kube(api_client)
     if not in_cluster:
         handlers.OPTIONS.connection = kopf.ConnectionInfo(**connection_info(api_client))
     handlers.OPTIONS.resync_seconds = args.resync_seconds
+    handlers.OPTIONS.probe_scope = ProbeScope(args.probes)
     namespaces = args.namespace or []
 
     stop, lost = threading.Event(), threading.Event()
@@ -218,6 +222,13 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="how often each PulseBase is checked for drift (default 60)",
+    )
+    run.add_argument(
+        "--probes",
+        choices=["all", "external", "none"],
+        default="all",
+        help="which dependencies the live health probes reach: all (default), only "
+        "external ones (when the operator cannot reach the cluster's Services), or none",
     )
     run.add_argument(
         "--health-address",

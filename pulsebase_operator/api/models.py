@@ -1011,7 +1011,7 @@ class Thresholds(Model):
 class MonitoringSpec(Model):
     """Live health probes and alert rules.
 
-    Accepted and validated; the operator does not act on it yet.
+    Probe results go to status.health, the *Healthy conditions and /metrics.
     """
 
     probe_interval: Annotated[Duration, Between("5s", "1h")] = Field(

@@ -22,6 +22,13 @@ CONDITION_OF = {
     "api": "ApiReady",
     "cdn": "CdnReady",
 }
+# Conditions from the live probes, beside the ones from workload readiness.
+HEALTH_CONDITION_OF = {
+    "postgres": "PostgresHealthy",
+    "redis": "RedisHealthy",
+    "objectStorage": "ObjectStorageHealthy",
+    "api": "ApiHealthy",
+}
 TITLE_OF = {
     "postgres": "PostgreSQL",
     "redis": "Redis",
@@ -35,6 +42,16 @@ class State(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What the last live probe of one dependency found, as status reports it."""
+
+    healthy: bool | None  # None: not probed, or no result yet
+    reason: str
+    message: str
+    values: Mapping[str, Any]  # status.health.<component>; empty when not probed
 
 
 @dataclass(frozen=True)
@@ -140,15 +157,16 @@ def _worst(assessments: Sequence[Assessment]) -> Assessment:
 def condition(
     *,
     kind: str,
-    true: bool,
+    true: bool | None,
     reason: str,
     message: str,
     generation: int | None,
     previous: Sequence[Mapping[str, Any]],
     now: str,
 ) -> models.Condition:
-    """A condition whose lastTransitionTime moves only when its status does."""
-    status = "True" if true else "False"
+    """A condition whose lastTransitionTime moves only when its status does; a `true` of
+    None is Unknown."""
+    status = "Unknown" if true is None else ("True" if true else "False")
     since = now
     for old in previous:
         if old.get("type") == kind and old.get("status") == status:
@@ -179,7 +197,10 @@ def stack_status(
     now: str,
     problems: Mapping[str, str] | None = None,
     error: str | None = None,
+    health: Mapping[str, Probed] | None = None,
 ) -> Verdict:
+    """Status for the whole stack. `health` holds the live probes' last findings; None
+    leaves status.health as the previous pass wrote it."""
     problems = problems or {}
     generation = pb.metadata.generation
     old_conditions = previous.get("conditions") or []
@@ -190,10 +211,21 @@ def stack_status(
     conditions: list[models.Condition] = []
     for component in components:
         state, status = component_status(component, live, problems.get(component.name))
+        probed = (health or {}).get(component.name)
+        # Running pods that do not answer: the dependency is down for its users. While
+        # the pods still start, the probe failing is expected and says nothing new.
+        if probed is not None and probed.healthy is False and state is State.READY:
+            state = State.FAILED
+            status = status.model_copy(update={"ready": False, "message": probed.message})
         states[component.name], statuses[component.name] = state, status
         conditions.append(
             cond(CONDITION_OF[component.name], state is State.READY, state.value, status.message)
         )
+    for name, probed in (health or {}).items():
+        if name in HEALTH_CONDITION_OF:
+            conditions.append(
+                cond(HEALTH_CONDITION_OF[name], probed.healthy, probed.reason, probed.message)
+            )
 
     in_use = [c.name for c in components if c.mode != "disabled"]
     ready = [n for n in in_use if states[n] is State.READY]
@@ -244,16 +276,23 @@ def stack_status(
             components=statuses,
             buckets=buckets,
             backup=_keep(previous, "backup", models.BackupStatus),
-            health=previous.get("health"),
+            health=_health(health, previous),
         ),
         decision=decision,
     )
 
 
+def _health(health: Mapping[str, Probed] | None, previous: Mapping[str, Any]) -> Any:
+    if health is None:
+        return previous.get("health")
+    measured = {name: dict(probed.values) for name, probed in health.items() if probed.values}
+    return measured or None
+
+
 def _condition_factory(
     *, generation: int | None, previous: Sequence[Mapping[str, Any]], now: str
 ) -> Any:
-    def make(kind: str, true: bool, reason: str, message: str) -> models.Condition:
+    def make(kind: str, true: bool | None, reason: str, message: str) -> models.Condition:
         return condition(
             kind=kind,
             true=true,

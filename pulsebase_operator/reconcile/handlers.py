@@ -21,11 +21,14 @@ from typing import Any
 
 import kopf
 import structlog
+from pydantic import ValidationError
 
 from pulsebase_operator.api import models
 from pulsebase_operator.kube.client import Kube, PermanentError, TemporaryError
-from pulsebase_operator.reconcile import stack
+from pulsebase_operator.policy import readiness
+from pulsebase_operator.reconcile import health, stack
 from pulsebase_operator.render import labels
+from pulsebase_operator.telemetry import health as health_metrics
 from pulsebase_operator.telemetry import metrics
 
 log = structlog.get_logger("pulsebase_operator.reconcile")
@@ -41,15 +44,19 @@ class Options:
     kube: Kube | None = None
     connection: kopf.ConnectionInfo | None = None  # None: the pod's service account
     resync_seconds: float = 60.0
+    probe_scope: health.Scope = health.Scope.ALL
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 
 
 OPTIONS = Options()
+READINGS = health.Readings()
 _wakeups: dict[tuple[str, str], asyncio.Event] = {}
 
 
 def _wake(namespace: str | None, name: str | None) -> None:
     if namespace and name and (event := _wakeups.get((namespace, name))):
+        if not event.is_set():
+            metrics.QUEUE_DEPTH.inc()
         event.set()
 
 
@@ -120,6 +127,8 @@ async def keep_stack(
     failures = 0
     try:
         while not stopped:
+            if wake.is_set():
+                metrics.QUEUE_DEPTH.dec()
             wake.clear()
             delay = await _one_pass(kube, _snapshot(body), failures)
             failures = failures + 1 if delay is None else 0
@@ -131,7 +140,59 @@ async def keep_stack(
             except TimeoutError:
                 pass
     finally:
-        _wakeups.pop((namespace, name), None)
+        if _wakeups.pop((namespace, name), asyncio.Event()).is_set():
+            metrics.QUEUE_DEPTH.dec()
+        health_metrics.STORE.forget(namespace=namespace, name=name)
+
+
+@kopf.daemon(
+    models.GROUP, models.VERSION, models.PLURAL, id="probe-dependencies", cancellation_timeout=5.0
+)
+async def keep_probing(
+    body: kopf.Body, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    """Probe the dependencies every spec.monitoring.probeInterval and wake the pass,
+    which writes what the round found. A paused or invalid PulseBase is not probed."""
+    kube = OPTIONS.kube
+    assert kube is not None, "run() sets the API client before kopf starts"
+    assert namespace is not None, "PulseBase is a namespaced resource"
+    if OPTIONS.probe_scope is health.Scope.NONE:
+        return
+    try:
+        while not stopped:
+            interval = 30.0
+            snapshot = _snapshot(body)
+            annotations = snapshot["metadata"].get("annotations") or {}
+            try:
+                pb = models.PulseBase.from_body(snapshot)
+            except ValidationError:
+                pb = None
+            if pb is not None and not readiness.is_paused(annotations):
+                interval = health.interval_of(pb)
+                started = time.monotonic()
+                try:
+                    found = await asyncio.to_thread(
+                        health.probe_round,
+                        kube,
+                        pb,
+                        scope=OPTIONS.probe_scope,
+                        previous=READINGS.get(namespace, name),
+                    )
+                except TemporaryError as error:
+                    log.warning(
+                        "probe round skipped",
+                        namespace=namespace,
+                        name=name,
+                        step=error.step,
+                        reason=error.detail,
+                    )
+                else:
+                    metrics.PROBE_SECONDS.observe(time.monotonic() - started)
+                    READINGS.put(namespace, name, found)
+                    _wake(namespace, name)
+            await stopped.wait(interval)
+    finally:
+        READINGS.forget(namespace, name)
 
 
 @kopf.on.delete(models.GROUP, models.VERSION, models.PLURAL)
@@ -161,7 +222,17 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
     started = time.monotonic()
     try:
         outcome = await asyncio.to_thread(
-            stack.reconcile, kube, body, correlation_id=correlation_id
+            stack.reconcile,
+            kube,
+            body,
+            correlation_id=correlation_id,
+            health=_findings(body),
+        )
+        health_metrics.STORE.update(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            ready=outcome.phase == models.Phase.READY.value,
+            health=outcome.health,
         )
         metrics.PASS_SECONDS.labels("converged" if not outcome.changes else "changed").observe(
             time.monotonic() - started
@@ -191,6 +262,20 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
         return OPTIONS.resync_seconds
     finally:
         structlog.contextvars.unbind_contextvars("namespace", "name", "correlation_id")
+
+
+def _findings(body: Mapping[str, Any]) -> dict[str, readiness.Probed] | None:
+    """The newest probe round as status shows it; None before the first round ends."""
+    meta = body["metadata"]
+    found = READINGS.get(meta["namespace"], meta["name"])
+    if found is None:
+        return None
+    return health.findings(
+        readings=found.readings,
+        skipped=found.skipped,
+        now=time.time(),
+        interval_seconds=found.interval_seconds,
+    )
 
 
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class Outcome:
     phase: str
     writes: int = 0
     changes: list[str] = field(default_factory=list)
+    health: dict[str, Any] = field(default_factory=dict)  # status.health as written
 
 
 def utcnow() -> str:
@@ -58,7 +59,10 @@ def reconcile(
     *,
     correlation_id: str,
     now: Callable[[], str] = utcnow,
+    health: Mapping[str, readiness.Probed] | None = None,
 ) -> Outcome:
+    """One pass. `health` holds the live probes' newest findings (None: keep what
+    status.health says)."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     previous = dict(body.get("status") or {})
@@ -161,6 +165,7 @@ def reconcile(
         previous=previous,
         now=now(),
         problems=problems,
+        health=health,
     )
     status = readiness.dump(verdict.status)
     if _differs(previous, status):
@@ -169,7 +174,13 @@ def reconcile(
         if previous.get("phase") != status["phase"]:
             phase = status["phase"]
             event(phase, verdict.decision, warning=phase in ("Degraded", "Failed"))
-    return Outcome(decision=verdict.decision, phase=status["phase"], writes=writes, changes=changes)
+    return Outcome(
+        decision=verdict.decision,
+        phase=status["phase"],
+        writes=writes,
+        changes=changes,
+        health=dict(status.get("health") or {}),
+    )
 
 
 def _replace(kube: Kube, replacement: sync.Replacement, event: Callable[[str, str], None]) -> int:
@@ -311,14 +322,19 @@ def _differs(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
 
 
 def _status_patch(previous: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
-    """A merge patch that also removes keys of maps we own (`components`) that are gone;
-    without the nulls a stale key would make every later pass see a difference."""
-    patch = dict(status)
-    for key, value in status.items():
-        old = previous.get(key)
-        if isinstance(value, Mapping) and isinstance(old, Mapping):
-            patch[key] = {**{gone: None for gone in set(old) - set(value)}, **value}
-    return patch
+    """A merge patch that also removes keys of maps we own (`components`, `health`) that
+    are gone, at any depth; without the nulls a stale key would make every later pass
+    see a difference."""
+    return {key: _replacing(previous.get(key), value) for key, value in status.items()}
+
+
+def _replacing(old: Any, new: Any) -> Any:
+    if not (isinstance(new, Mapping) and isinstance(old, Mapping)):
+        return new
+    return {
+        **{gone: None for gone in set(old) - set(new)},
+        **{key: _replacing(old.get(key), value) for key, value in new.items()},
+    }
 
 
 def _first_error(error: ValidationError) -> str:

@@ -279,3 +279,86 @@ def test_an_api_scaled_to_zero_claims_no_running_release() -> None:
     )
     assert verdict.status.phase is models.Phase.READY
     assert verdict.status.version == "2.3.0"
+
+
+def healthy(values: dict[str, Any] | None = None) -> readiness.Probed:
+    return readiness.Probed(
+        healthy=True,
+        reason="Healthy",
+        message="PostgreSQL answered in 3 ms.",
+        values={"healthy": True, "measuredAt": NOW, **(values or {})},
+    )
+
+
+DOWN = readiness.Probed(
+    healthy=False,
+    reason="Unreachable",
+    message="PostgreSQL at shop-postgres-rw.prod.svc:5432 refused the connection.",
+    values={"healthy": False, "measuredAt": NOW},
+)
+
+
+def stack_with(health: dict[str, readiness.Probed], live: Any = None) -> readiness.Verdict:
+    return readiness.stack_status(
+        pb=pb(),
+        components=COMPONENTS,
+        live=live_all_ready() if live is None else live,
+        buckets=BUCKETS,
+        previous={},
+        now=NOW,
+        health=health,
+    )
+
+
+def test_measured_values_go_to_status_health_with_a_condition_each() -> None:
+    verdict = stack_with({"postgres": healthy({"connections": 12})})
+    status = readiness.dump(verdict.status)
+    assert status["health"] == {"postgres": {"healthy": True, "measuredAt": NOW, "connections": 12}}
+    assert conditions(verdict.status)["PostgresHealthy"].status == "True"
+    assert verdict.status.phase is models.Phase.READY
+
+
+def test_a_dependency_that_stops_answering_makes_the_stack_degraded() -> None:
+    verdict = stack_with({"postgres": DOWN})
+    conds = conditions(verdict.status)
+    assert conds["PostgresHealthy"].status == "False"
+    assert conds["PostgresHealthy"].reason == "Unreachable"
+    assert conds["Ready"].status == "False" and conds["Degraded"].status == "True"
+    assert verdict.status.components["postgres"].ready is False
+    assert "refused the connection" in verdict.decision
+    assert verdict.status.ready_components == "1/2"
+
+
+def test_a_probe_failing_while_pods_start_leaves_the_stack_progressing() -> None:
+    live = live_all_ready()
+    live[("StatefulSet", "shop-postgres")] = statefulset(ready=1)
+    verdict = stack_with({"postgres": DOWN}, live=live)
+    assert verdict.status.phase is models.Phase.PROGRESSING
+    assert conditions(verdict.status)["PostgresHealthy"].status == "False"
+
+
+def test_a_dependency_not_probed_is_unknown_and_does_not_block_ready() -> None:
+    not_probed = readiness.Probed(
+        healthy=None, reason="NotProbed", message="Managed dependencies are not probed.", values={}
+    )
+    verdict = stack_with({"postgres": not_probed})
+    assert conditions(verdict.status)["PostgresHealthy"].status == "Unknown"
+    assert verdict.status.phase is models.Phase.READY
+    assert verdict.status.health is None
+
+
+def test_recovery_flips_the_condition_back_and_moves_its_transition_time() -> None:
+    down = readiness.dump(stack_with({"postgres": DOWN}).status)
+    back = readiness.stack_status(
+        pb=pb(),
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous=down,
+        now=LATER,
+        health={"postgres": healthy()},
+    )
+    conds = conditions(back.status)
+    assert conds["PostgresHealthy"].status == "True"
+    assert conds["PostgresHealthy"].last_transition_time == LATER
+    assert back.status.phase is models.Phase.READY

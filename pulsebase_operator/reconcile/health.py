@@ -1,0 +1,298 @@
+"""Live health: what to probe for one PulseBase, with which credentials, and what the
+readings mean for status.
+
+A probe round reads the credentials it needs, runs every probe at once (each bounded by
+its timeout) and keeps the readings in memory. It writes nothing itself: the reconcile
+pass, woken after each round, is the one writer of status, so readiness and health are
+judged together and the pass stays the single place that decides what `Ready` means.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pulsebase_operator import probes
+from pulsebase_operator.api import models
+from pulsebase_operator.api.quantity import parse_duration, parse_quantity
+from pulsebase_operator.kube.client import Kube
+from pulsebase_operator.policy import readiness
+from pulsebase_operator.render import credentials, naming, objectstore, postgres, redis
+
+# Secret keys: (namespace-local Secret name, key) -> value, None when missing.
+SecretReader = Callable[[str, str], str | None]
+
+MAX_TIMEOUT_SECONDS = 5.0
+# Readings older than this many intervals are reported as unknown, not as current.
+STALE_AFTER_INTERVALS = 3
+
+
+class Scope(StrEnum):
+    """Which dependencies `pulsebase-operator run --probes` reaches."""
+
+    ALL = "all"  # every dependency, managed ones through their Services
+    EXTERNAL = "external"  # only what runs outside the cluster
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Plan:
+    targets: dict[str, probes.Target]
+    skipped: dict[str, str]  # component -> why it is not probed
+
+
+def interval_of(pb: models.PulseBase) -> float:
+    return float(parse_duration(pb.spec.monitoring.probe_interval))
+
+
+def timeout_for(interval_seconds: float) -> float:
+    """Half the interval, at most a few seconds, so a round always ends before the next."""
+    return min(MAX_TIMEOUT_SECONDS, interval_seconds / 2)
+
+
+def plan(pb: models.PulseBase, *, scope: Scope, secret: SecretReader) -> Plan:
+    """The probe targets of one PulseBase; pure but for the Secret reader."""
+    spec, name, namespace = pb.spec, pb.metadata.name, pb.metadata.namespace
+    targets: dict[str, probes.Target] = {}
+    skipped: dict[str, str] = {}
+
+    def reachable(component: str, mode: models.Mode) -> bool:
+        if scope is Scope.NONE:
+            skipped[component] = "Live probes are off (--probes=none)."
+            return False
+        if scope is Scope.EXTERNAL and mode is models.Mode.MANAGED:
+            skipped[component] = (
+                "Managed dependencies are not probed (--probes=external); "
+                "their pods' readiness is reported instead."
+            )
+            return False
+        return True
+
+    if reachable("postgres", spec.postgres.mode):
+        target = _postgres(pb, secret=secret)
+        if isinstance(target, str):
+            skipped["postgres"] = target
+        else:
+            targets["postgres"] = target
+    if reachable("redis", spec.redis.mode):
+        redis_target = _redis(pb, secret=secret)
+        if isinstance(redis_target, str):
+            skipped["redis"] = redis_target
+        else:
+            targets["redis"] = redis_target
+    if reachable("objectStorage", spec.object_storage.mode):
+        storage_target = _objectstore(pb, secret=secret)
+        if isinstance(storage_target, str):
+            skipped["objectStorage"] = storage_target
+        else:
+            targets["objectStorage"] = storage_target
+    # The API always runs in the cluster: reachable only when managed ones are probed.
+    if reachable("api", models.Mode.MANAGED) and spec.api.replicas > 0:
+        targets["api"] = probes.HttpTarget(url=f"http://{naming.api(name)}.{namespace}.svc/readyz")
+    return Plan(targets=targets, skipped=skipped)
+
+
+def _missing(ref_name: str, key: str) -> str:
+    return f"Not probed: Secret {ref_name} has no key {key} yet."
+
+
+def _postgres(pb: models.PulseBase, *, secret: SecretReader) -> probes.PostgresTarget | str:
+    spec, name = pb.spec.postgres, pb.metadata.name
+    if spec.external is not None:
+        external = spec.external
+        user = secret(external.username.name, external.username.key)
+        password = secret(external.password.name, external.password.key)
+        if user is None or password is None:
+            ref = external.username if user is None else external.password
+            return _missing(ref.name, ref.key)
+        return probes.PostgresTarget(
+            host=external.host,
+            port=external.port,
+            database=external.database,
+            user=user,
+            password=password,
+            sslmode=external.ssl_mode,
+        )
+    # The superuser sees every replica's lag; the application role would see nulls.
+    superuser = naming.postgres_superuser_secret(name)
+    password = secret(superuser, "password")
+    database = secret(naming.postgres_app_secret(name), "database")
+    if password is None or database is None:
+        return _missing(superuser, "password")
+    return probes.PostgresTarget(
+        host=f"{naming.postgres_primary(name)}.{pb.metadata.namespace}.svc",
+        port=postgres.PORT,
+        database=database,
+        user=postgres.SUPERUSER,
+        password=password,
+        sslmode="disable",
+        volume_bytes=int(parse_quantity(spec.storage.size)),
+    )
+
+
+def _redis(pb: models.PulseBase, *, secret: SecretReader) -> probes.RedisTarget | str:
+    spec, name = pb.spec.redis, pb.metadata.name
+    if spec.external is not None:
+        external = spec.external
+        password = None
+        if external.password is not None:
+            password = secret(external.password.name, external.password.key)
+            if password is None:
+                return _missing(external.password.name, external.password.key)
+        return probes.RedisTarget(
+            endpoints=tuple(_host_port(e) for e in external.endpoints),
+            password=password,
+            tls=external.tls,
+            cluster=True,
+        )
+    auth = naming.redis_secret(name)
+    password = secret(auth, "password")
+    if password is None:
+        return _missing(auth, "password")
+    return probes.RedisTarget(
+        endpoints=tuple(_host_port(e) for e in redis.node_addresses(pb)),
+        password=password,
+        tls=False,
+        cluster=True,
+    )
+
+
+def _objectstore(pb: models.PulseBase, *, secret: SecretReader) -> probes.ObjectStoreTarget | str:
+    storage, name = pb.spec.object_storage, pb.metadata.name
+    buckets = objectstore.buckets(pb)
+    if storage.external is not None:
+        external = storage.external
+        key_id = secret(external.access_key_id.name, external.access_key_id.key)
+        secret_key = secret(external.secret_access_key.name, external.secret_access_key.key)
+        region, path_style = external.region, external.force_path_style
+        missing = external.access_key_id if key_id is None else external.secret_access_key
+    else:
+        keys = naming.objectstore_secret(name)
+        key_id = secret(keys, credentials.ACCESS_KEY_ID)
+        secret_key = secret(keys, credentials.SECRET_ACCESS_KEY)
+        region, path_style = objectstore.MANAGED_REGION, True
+        missing = models.SecretKeyRef(name=keys, key=credentials.ACCESS_KEY_ID)
+    if key_id is None or secret_key is None:
+        return _missing(missing.name, missing.key)
+    return probes.ObjectStoreTarget(
+        endpoint=objectstore.endpoint(pb),
+        region=region,
+        access_key_id=key_id,
+        secret_access_key=secret_key,
+        buckets=(buckets.assets, buckets.backups),
+        backups_bucket=buckets.backups,
+        force_path_style=path_style,
+    )
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def secret_reader(kube: Kube, namespace: str) -> SecretReader:
+    """Read Secret keys through the API, each Secret once per round."""
+    cache: dict[str, Mapping[str, str] | None] = {}
+
+    def read(name: str, key: str) -> str | None:
+        if name not in cache:
+            found = kube.get("v1", "Secret", namespace, name)
+            cache[name] = (found or {}).get("data") if found is not None else None
+        data = cache[name]
+        if not data or key not in data:
+            return None
+        return base64.b64decode(data[key]).decode()
+
+    return read
+
+
+def findings(
+    *,
+    readings: Mapping[str, probes.Reading],
+    skipped: Mapping[str, str],
+    now: float,
+    interval_seconds: float,
+) -> dict[str, readiness.Probed]:
+    """What status shows per dependency: the readings, or why there is none."""
+    found: dict[str, readiness.Probed] = {}
+    for component, why in skipped.items():
+        found[component] = readiness.Probed(
+            healthy=None, reason="NotProbed", message=why, values={}
+        )
+    for component, reading in readings.items():
+        age = now - reading.measured_at.timestamp()
+        if age > STALE_AFTER_INTERVALS * interval_seconds:
+            found[component] = readiness.Probed(
+                healthy=None,
+                reason="NoRecentProbe",
+                message=f"The last probe result is {int(age)} s old.",
+                values={},
+            )
+            continue
+        values = {
+            "healthy": reading.healthy,
+            "measuredAt": reading.measured_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **reading.values,
+        }
+        found[component] = readiness.Probed(
+            healthy=reading.healthy, reason=reading.reason, message=reading.message, values=values
+        )
+    return found
+
+
+@dataclass
+class Round:
+    """The newest probe round of one PulseBase."""
+
+    readings: dict[str, probes.Reading]
+    skipped: dict[str, str]
+    interval_seconds: float
+
+
+class Readings:
+    """The newest round per PulseBase, shared by the probe loops and the passes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rounds: dict[tuple[str, str], Round] = {}
+
+    def put(self, namespace: str, name: str, round_: Round) -> None:
+        with self._lock:
+            self._rounds[(namespace, name)] = round_
+
+    def get(self, namespace: str, name: str) -> Round | None:
+        with self._lock:
+            return self._rounds.get((namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._rounds.pop((namespace, name), None)
+
+
+def probe_round(
+    kube: Kube,
+    pb: models.PulseBase,
+    *,
+    scope: Scope,
+    previous: Round | None,
+) -> Round:
+    """Read the credentials, probe every target at once, return the readings."""
+    interval = interval_of(pb)
+    the_plan = plan(pb, scope=scope, secret=secret_reader(kube, pb.metadata.namespace))
+    readings: dict[str, probes.Reading] = {}
+    if the_plan.targets:
+        readings = probes.run(
+            the_plan.targets,
+            timeout=timeout_for(interval),
+            previous=previous.readings if previous else None,
+        )
+    return Round(readings=readings, skipped=the_plan.skipped, interval_seconds=interval)
+
+
+def status_values(found: Mapping[str, readiness.Probed]) -> dict[str, Any]:
+    """status.health as the metrics collector reads it."""
+    return {name: dict(p.values) for name, p in found.items() if p.values}

@@ -1,0 +1,136 @@
+"""Which dependencies a probe round reaches, with which credentials, and how the
+readings turn into what status shows."""
+
+from __future__ import annotations
+
+import datetime
+
+from pulsebase_operator import probes
+from pulsebase_operator.api import models
+from pulsebase_operator.reconcile import health
+from tests.unit.render.examples import (
+    EXTERNAL_OBJECT_STORAGE,
+    EXTERNAL_POSTGRES,
+    EXTERNAL_REDIS,
+    pulsebase,
+)
+
+SECRETS = {
+    ("rds", "user"): "shop",
+    ("rds", "pass"): "s3cret-db",
+    ("elasticache", "token"): "s3cret-cache",
+    ("aws", "id"): "AKIAEXAMPLE",
+    ("aws", "secret"): "s3cret-key",
+    ("shop-postgres-superuser", "password"): "super",
+    ("shop-postgres-app", "database"): "pulsebase",
+    ("shop-redis-auth", "password"): "cache",
+    ("shop-objectstore-keys", "access-key-id"): "id",
+    ("shop-objectstore-keys", "secret-access-key"): "key",
+}
+
+
+def reader(missing: frozenset[tuple[str, str]] = frozenset()) -> health.SecretReader:
+    def read(name: str, key: str) -> str | None:
+        return None if (name, key) in missing else SECRETS.get((name, key))
+
+    return read
+
+
+def external_stack() -> models.PulseBase:
+    return pulsebase(
+        postgres=EXTERNAL_POSTGRES,
+        redis=EXTERNAL_REDIS,
+        objectStorage=EXTERNAL_OBJECT_STORAGE,
+    )
+
+
+def test_external_dependencies_are_probed_with_the_credentials_the_spec_names() -> None:
+    plan = health.plan(external_stack(), scope=health.Scope.EXTERNAL, secret=reader())
+
+    postgres = plan.targets["postgres"]
+    assert isinstance(postgres, probes.PostgresTarget)
+    assert (postgres.host, postgres.port, postgres.database) == ("db.example.com", 6432, "shopdb")
+    assert (postgres.user, postgres.password, postgres.sslmode) == (
+        "shop",
+        "s3cret-db",
+        "verify-full",
+    )
+    redis = plan.targets["redis"]
+    assert isinstance(redis, probes.RedisTarget)
+    assert redis.endpoints == (("cache-1.example.com", 6380), ("cache-2.example.com", 6380))
+    assert redis.tls and redis.password == "s3cret-cache"
+    assert "objectStorage" in plan.targets
+    # The API runs in the cluster, which --probes=external does not reach.
+    assert "api" not in plan.targets and "api" in plan.skipped
+
+
+def test_managed_dependencies_are_skipped_with_a_reason_under_external_scope() -> None:
+    plan = health.plan(pulsebase(), scope=health.Scope.EXTERNAL, secret=reader())
+    assert plan.targets == {}
+    assert set(plan.skipped) == {"postgres", "redis", "objectStorage", "api"}
+    assert "--probes=external" in plan.skipped["postgres"]
+
+
+def test_managed_dependencies_are_probed_through_their_services_under_all() -> None:
+    plan = health.plan(pulsebase(), scope=health.Scope.ALL, secret=reader())
+    postgres = plan.targets["postgres"]
+    assert isinstance(postgres, probes.PostgresTarget)
+    assert postgres.host == "shop-postgres-rw.prod.svc" and postgres.user == "postgres"
+    assert postgres.volume_bytes == 10 * 2**30  # the default 10Gi volume
+    storage = plan.targets["objectStorage"]
+    assert isinstance(storage, probes.ObjectStoreTarget)
+    assert storage.buckets == ("shop-assets", "shop-backups")
+    assert storage.backups_bucket == "shop-backups"
+    api = plan.targets["api"]
+    assert isinstance(api, probes.HttpTarget) and api.url == "http://shop-api.prod.svc/readyz"
+
+
+def test_a_missing_credential_is_reported_without_probing_and_names_the_key() -> None:
+    plan = health.plan(
+        external_stack(), scope=health.Scope.EXTERNAL, secret=reader(frozenset({("rds", "pass")}))
+    )
+    assert "postgres" not in plan.targets
+    assert plan.skipped["postgres"] == "Not probed: Secret rds has no key pass yet."
+
+
+def reading(healthy: bool, *, age_seconds: float = 0) -> probes.Reading:
+    at = datetime.datetime(2026, 12, 4, 10, 0, tzinfo=datetime.UTC)
+    return probes.Reading(
+        component="postgres",
+        healthy=healthy,
+        reason="Healthy" if healthy else "Unreachable",
+        message="PostgreSQL answered." if healthy else "PostgreSQL refused the connection.",
+        measured_at=at - datetime.timedelta(seconds=age_seconds),
+        values={"latencySeconds": 0.002},
+    )
+
+
+NOW = datetime.datetime(2026, 12, 4, 10, 0, tzinfo=datetime.UTC).timestamp()
+
+
+def test_readings_become_status_values_with_the_time_measured() -> None:
+    found = health.findings(
+        readings={"postgres": reading(True)}, skipped={}, now=NOW, interval_seconds=30
+    )
+    assert found["postgres"].healthy is True
+    assert found["postgres"].values == {
+        "healthy": True,
+        "measuredAt": "2026-12-04T10:00:00Z",
+        "latencySeconds": 0.002,
+    }
+
+
+def test_a_stale_reading_is_unknown_rather_than_current() -> None:
+    found = health.findings(
+        readings={"postgres": reading(False, age_seconds=120)},
+        skipped={},
+        now=NOW,
+        interval_seconds=30,
+    )
+    assert found["postgres"].healthy is None
+    assert found["postgres"].reason == "NoRecentProbe"
+
+
+def test_the_timeout_always_ends_a_round_before_the_next() -> None:
+    assert health.timeout_for(5) == 2.5
+    assert health.timeout_for(3600) == health.MAX_TIMEOUT_SECONDS
