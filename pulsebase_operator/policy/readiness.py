@@ -7,12 +7,13 @@ arguments, so every outcome is a unit test.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from pulsebase_operator.api import models
+from pulsebase_operator.render import monitoring, naming
 from pulsebase_operator.render.parts import Component, Workload
 
 CONDITION_OF = {
@@ -29,6 +30,10 @@ TITLE_OF = {
     "api": "the API",
     "cdn": "the CDN",
 }
+
+
+ALERT_RULES = "AlertRulesApplied"
+ALERT_RULES_NOT_SERVED = "KindNotServed"
 
 
 class State(StrEnum):
@@ -179,7 +184,9 @@ def stack_status(
     now: str,
     problems: Mapping[str, str] | None = None,
     error: str | None = None,
+    unserved: Collection[tuple[str, str]] = (),
 ) -> Verdict:
+    """`unserved`: optional kinds the spec asked for that the cluster does not serve."""
     problems = problems or {}
     generation = pb.metadata.generation
     old_conditions = previous.get("conditions") or []
@@ -228,6 +235,8 @@ def stack_status(
         ),
         cond("Suspended", False, "Reconciling", "The operator reconciles this PulseBase."),
     ]
+    # Alert rules are an extra, not a component: without them the stack is still Ready.
+    conditions.append(cond(ALERT_RULES, *alert_rules(pb, unserved=unserved)))
 
     old_version = previous.get("version")
     # Claim a running release only when API pods run it (not when scaled to zero).
@@ -248,6 +257,24 @@ def stack_status(
         ),
         decision=decision,
     )
+
+
+def alert_rules(
+    pb: models.PulseBase, *, unserved: Collection[tuple[str, str]]
+) -> tuple[bool, str, str]:
+    """The AlertRulesApplied condition as (true, reason, message)."""
+    name = f"{monitoring.KIND} {naming.alerts(pb.metadata.name)}"
+    if not pb.spec.monitoring.prometheus_rule:
+        return False, "Disabled", "spec.monitoring.prometheusRule is false."
+    if (monitoring.API_VERSION, monitoring.KIND) in unserved:
+        return (
+            False,
+            ALERT_RULES_NOT_SERVED,
+            f"The API server does not serve {monitoring.API_VERSION} {monitoring.KIND}, so "
+            f"{name} is not applied; install prometheus-operator's CRDs and the operator "
+            "applies it within a few minutes.",
+        )
+    return True, "Applied", f"{name} holds the alert rules."
 
 
 def _condition_factory(
