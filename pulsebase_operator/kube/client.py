@@ -252,7 +252,9 @@ class Kube:
         resource = self._resource(obj["apiVersion"], obj["kind"])
         # Sent as text: the client's own JSON encoding escapes characters outside the
         # Basic Multilingual Plane as surrogate pairs, which the API server's YAML
-        # decoder refuses.
+        # decoder refuses. The charset parameter keeps the client from encoding the
+        # text once more (kubernetes 36 JSON-encodes any body sent as exactly
+        # application/apply-patch+yaml); the API server accepts it.
         body = json.dumps(obj, ensure_ascii=False)
         try:
             applied = self._call(
@@ -260,8 +262,8 @@ class Kube:
                 self._client.request,
                 "patch",
                 resource.path(name=meta["name"], namespace=meta.get("namespace")),
-                body=body,
-                content_type="application/apply-patch+yaml",
+                body=body.encode(),
+                content_type="application/apply-patch+yaml; charset=utf-8",
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
             )
