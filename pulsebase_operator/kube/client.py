@@ -30,6 +30,8 @@ from pulsebase_operator.api import models
 FIELD_MANAGER = "pulsebase-operator"
 REPORTING_COMPONENT = "pulsebase-operator"
 _TIMEOUT = (5, 30)  # connect, read: one slow call must not stall a pass for minutes
+# The API server's words when it refuses to create an object whose CRD is being deleted.
+_CRD_TERMINATING = "custom resource definition is terminating"
 # How long an answer about an optional kind holds: an add-on installed or removed later
 # is noticed within this time, for one discovery request per group version.
 DISCOVERY_SECONDS = 180.0
@@ -135,6 +137,18 @@ class Discovery:
         return answer
 
 
+def kind_gone(error: KubeError, *, creating: bool) -> bool:
+    """Whether a failed list or apply says that the kind itself is gone or going.
+
+    A collection is never missing, and apply creates what is absent, so a 404 to either
+    means the API server stopped serving the kind (its CRD was deleted). While a CRD is
+    being deleted, the API server refuses to create objects of it with a 403.
+    """
+    if error.status == 404:
+        return True
+    return creating and error.status == 403 and _CRD_TERMINATING in error.detail
+
+
 def load_config(kubeconfig: str | None = None) -> tuple[k8s.ApiClient, bool]:
     """An API client from a kubeconfig file, or from the pod's service account.
 
@@ -208,9 +222,9 @@ class Kube:
         return frozenset(r["name"] for r in _plain(found).get("resources") or [])
 
     def _gone(self, step: str, api_version: str, error: KubeError) -> TemporaryError:
-        """A 404 where there can be no missing object: most likely the kind itself went
-        away mid-pass (its CRD was deleted). Discovery is asked again on the next pass,
-        which, after the usual short backoff, leaves that kind out."""
+        """The kind went away mid-pass (its CRD was deleted), or is going. Discovery is
+        asked again on the next pass, which, after the usual short backoff, leaves that
+        kind out once it is gone."""
         self._discovery.forget(api_version)
         return TemporaryError(step, error.detail, error.status)
 
@@ -236,7 +250,7 @@ class Kube:
         try:
             found = self._call(step, resource.get, namespace=namespace, label_selector=selector)
         except KubeError as error:
-            if error.status == 404:  # a collection is never missing, only its kind
+            if kind_gone(error, creating=False):
                 raise self._gone(step, api_version, error) from error
             raise
         items: list[Object] = _plain(found).get("items") or []
@@ -268,7 +282,7 @@ class Kube:
                 force_conflicts=True,
             )
         except KubeError as error:
-            if error.status == 404:  # apply creates what is absent
+            if kind_gone(error, creating=True):
                 raise self._gone(step, obj["apiVersion"], error) from error
             raise
         return _plain(applied)

@@ -1,11 +1,12 @@
 """Whether an optional kind is served: asked once, kept for a while, asked again later,
-and never mistaken for "not served" when the question could not be answered."""
+and never mistaken for "not served" when the question could not be answered; and which
+failed requests say that the kind went away."""
 
 from __future__ import annotations
 
 import pytest
 
-from pulsebase_operator.kube.client import Discovery, PermanentError, TemporaryError
+from pulsebase_operator.kube.client import Discovery, PermanentError, TemporaryError, kind_gone
 
 MONITORING = "monitoring.coreos.com/v1"
 
@@ -104,3 +105,24 @@ def test_a_failed_question_keeps_the_last_answer_and_asks_again_next_time(
     server.resources = None
     assert discovery.serves(MONITORING, "prometheusrules") is False
     assert server.asked == 3
+
+
+def test_a_404_or_a_terminating_crd_means_the_kind_is_gone_and_nothing_else_does() -> None:
+    missing = PermanentError("list PrometheusRule in prod", "404 page not found", 404)
+    assert kind_gone(missing, creating=False) and kind_gone(missing, creating=True)
+    terminating = PermanentError(
+        "apply PrometheusRule prod/shop-alerts",
+        'prometheusrules.monitoring.coreos.com "shop-alerts" is forbidden: create not '
+        "allowed while custom resource definition is terminating",
+        403,
+    )
+    assert kind_gone(terminating, creating=True)
+    forbidden = PermanentError(
+        "apply PrometheusRule prod/shop-alerts",
+        'prometheusrules.monitoring.coreos.com "shop-alerts" is forbidden: User "x" cannot '
+        'patch resource "prometheusrules"',
+        403,
+    )
+    # A missing permission stays a failure that status reports.
+    assert not kind_gone(forbidden, creating=True)
+    assert not kind_gone(PermanentError("apply", "invalid", 422), creating=True)
