@@ -159,12 +159,35 @@ def load_config(kubeconfig: str | None = None) -> tuple[k8s.ApiClient, bool]:
     if kubeconfig is None:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)
-            return k8s.ApiClient(configuration), True
+            return k8s.ApiClient(_send_token(configuration)), True
         except k8s_config.ConfigException:
             path = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
             kubeconfig = os.path.expanduser(path)
     k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return k8s.ApiClient(configuration), False
+    return k8s.ApiClient(_send_token(configuration)), False
+
+
+def _send_token(configuration: k8s.Configuration) -> k8s.Configuration:
+    """Make sure a bearer token is sent at all.
+
+    kubernetes 36.0.0 loads the token into `api_key["authorization"]` but builds the
+    header only from `api_key["BearerToken"]`, so every request went out anonymous
+    (kubernetes-client/python#2584, fixed in a later 36 release). The token is mirrored
+    under the new key, and again after each refresh, since a service account token
+    rotates. This can go once the pin leaves 36.0.0.
+    """
+    loaded_hook = configuration.refresh_api_key_hook
+
+    def mirror(config: k8s.Configuration) -> None:
+        if loaded_hook is not None:
+            loaded_hook(config)
+        if "authorization" in config.api_key:
+            config.api_key["BearerToken"] = config.api_key["authorization"]
+
+    if "authorization" in configuration.api_key:
+        configuration.api_key["BearerToken"] = configuration.api_key["authorization"]
+        configuration.refresh_api_key_hook = mirror
+    return configuration
 
 
 def connection_info(api_client: k8s.ApiClient) -> dict[str, Any]:
