@@ -56,7 +56,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                 where = ".".join(str(p) for p in problem["loc"])
                 print(f"  {where}: {problem['msg']}", file=sys.stderr)
             return 2
-        rendered = stack.render(pb)
+        served = [k.key for k in stack.OPTIONAL_KINDS] if args.prometheus_rule else []
+        rendered = stack.render(pb, served=served)
         output.extend(rendered.objects)
         generated.extend(rendered.secrets)
     if args.output == "json":
@@ -116,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         health_metrics.register()
         metrics.serve(args.metrics_address)
     api_client, in_cluster = load_config(args.kubeconfig)
-    handlers.OPTIONS.kube = Kube(api_client)
+    handlers.OPTIONS.kube = Kube(api_client, discovery_seconds=args.discovery_seconds)
     if not in_cluster:
         handlers.OPTIONS.connection = kopf.ConnectionInfo(**connection_info(api_client))
     handlers.OPTIONS.resync_seconds = args.resync_seconds
@@ -231,6 +232,13 @@ def parser() -> argparse.ArgumentParser:
         "external ones (when the operator cannot reach the cluster's Services), or none",
     )
     run.add_argument(
+        "--discovery-seconds",
+        type=float,
+        default=180.0,
+        help="how often the operator asks whether optional kinds such as PrometheusRule "
+        "are served (default 180)",
+    )
+    run.add_argument(
         "--health-address",
         metavar="HOST:PORT",
         help="serve a liveness endpoint at http://HOST:PORT/healthz",
@@ -273,6 +281,11 @@ def parser() -> argparse.ArgumentParser:
         "-n", "--namespace", default="default", help="namespace for resources that name none"
     )
     render.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    render.add_argument(
+        "--prometheus-rule",
+        action="store_true",
+        help="include the PrometheusRule, for clusters with prometheus-operator's CRDs",
+    )
     render.set_defaults(func=cmd_render)
     return top
 

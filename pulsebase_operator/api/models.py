@@ -1011,14 +1011,19 @@ class Thresholds(Model):
 class MonitoringSpec(Model):
     """Live health probes and alert rules.
 
-    Probe results go to status.health, the *Healthy conditions and /metrics.
+    Probe results go to status.health, the *Healthy conditions and /metrics; the alert
+    rules are applied where the cluster serves PrometheusRule.
     """
 
     probe_interval: Annotated[Duration, Between("5s", "1h")] = Field(
         "30s", description="How often live health probes run."
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
-    prometheus_rule: bool = Field(True, description="Render a PrometheusRule with alerts.")
+    prometheus_rule: bool = Field(
+        True,
+        description="Apply a PrometheusRule NAME-alerts with the alert rules, where the "
+        "cluster serves that kind (prometheus-operator's CRDs).",
+    )
 
 
 class UpgradeSpec(Model):

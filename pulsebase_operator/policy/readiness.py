@@ -7,12 +7,13 @@ arguments, so every outcome is a unit test.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from pulsebase_operator.api import models
+from pulsebase_operator.render import monitoring, naming
 from pulsebase_operator.render.parts import Component, Workload
 
 CONDITION_OF = {
@@ -36,6 +37,10 @@ TITLE_OF = {
     "api": "the API",
     "cdn": "the CDN",
 }
+
+
+ALERT_RULES = "AlertRulesApplied"
+ALERT_RULES_NOT_SERVED = "KindNotServed"
 
 
 class State(StrEnum):
@@ -198,9 +203,11 @@ def stack_status(
     problems: Mapping[str, str] | None = None,
     error: str | None = None,
     health: Mapping[str, Probed] | None = None,
+    unserved: Collection[tuple[str, str]] = (),
 ) -> Verdict:
-    """Status for the whole stack. `health` holds the live probes' last findings; None
-    leaves status.health as the previous pass wrote it."""
+    """Status for the whole stack. `health` holds the live probes' last findings (None
+    leaves status.health as the previous pass wrote it); `unserved` the optional kinds
+    the spec asked for that the cluster does not serve."""
     problems = problems or {}
     generation = pb.metadata.generation
     old_conditions = previous.get("conditions") or []
@@ -260,6 +267,8 @@ def stack_status(
         ),
         cond("Suspended", False, "Reconciling", "The operator reconciles this PulseBase."),
     ]
+    # Alert rules are an extra, not a component: without them the stack is still Ready.
+    conditions.append(cond(ALERT_RULES, *alert_rules(pb, unserved=unserved)))
 
     old_version = previous.get("version")
     # Claim a running release only when API pods run it (not when scaled to zero).
@@ -287,6 +296,24 @@ def _health(health: Mapping[str, Probed] | None, previous: Mapping[str, Any]) ->
         return previous.get("health")
     measured = {name: dict(probed.values) for name, probed in health.items() if probed.values}
     return measured or None
+
+
+def alert_rules(
+    pb: models.PulseBase, *, unserved: Collection[tuple[str, str]]
+) -> tuple[bool, str, str]:
+    """The AlertRulesApplied condition as (true, reason, message)."""
+    name = f"{monitoring.KIND} {naming.alerts(pb.metadata.name)}"
+    if not pb.spec.monitoring.prometheus_rule:
+        return False, "Disabled", "spec.monitoring.prometheusRule is false."
+    if (monitoring.API_VERSION, monitoring.KIND) in unserved:
+        return (
+            False,
+            ALERT_RULES_NOT_SERVED,
+            f"The API server does not serve {monitoring.API_VERSION} {monitoring.KIND}, so "
+            f"{name} is not applied; install prometheus-operator's CRDs and the operator "
+            "applies it within a few minutes.",
+        )
+    return True, "Applied", f"{name} holds the alert rules."
 
 
 def _condition_factory(

@@ -26,7 +26,8 @@ from pulsebase_operator.render.parts import GeneratedSecret
 
 log = structlog.get_logger("pulsebase_operator.reconcile")
 
-# Every kind a builder may emit; the pass lists each once to compare and prune.
+# Every kind a builder may emit into any cluster; the pass lists each once to compare and
+# prune. The kinds of `stack.OPTIONAL_KINDS` join them where the API server serves them.
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ServiceAccount"),
     ("rbac.authorization.k8s.io/v1", "Role"),
@@ -104,7 +105,9 @@ def reconcile(
             writes += 1
         return Outcome(decision=message, phase=models.Phase.FAILED.value, writes=writes)
 
-    rendered = stack.render(pb)
+    # Optional kinds (the PrometheusRule) are rendered, listed and pruned only where served.
+    served = {k.key for k in stack.OPTIONAL_KINDS if kube.serves(k.api_version, k.plural)}
+    rendered = stack.render(pb, served=served)
 
     # Credentials first: every pod that starts references them.
     existing = {
@@ -133,7 +136,7 @@ def reconcile(
     selector = labels.prune_selector(name)
     live = [
         obj
-        for api_version, kind in CHILD_KINDS
+        for api_version, kind in (*CHILD_KINDS, *sorted(served))
         for obj in kube.list(api_version, kind, namespace, selector)
     ]
     the_plan = sync.plan(desired=rendered.objects, live=live, owner=body)
@@ -166,6 +169,7 @@ def reconcile(
         now=now(),
         problems=problems,
         health=health,
+        unserved=rendered.unserved,
     )
     status = readiness.dump(verdict.status)
     if _differs(previous, status):
@@ -174,6 +178,11 @@ def reconcile(
         if previous.get("phase") != status["phase"]:
             phase = status["phase"]
             event(phase, verdict.decision, warning=phase in ("Degraded", "Failed"))
+        # Said once, when it starts, so `kubectl describe` shows why no alerts exist.
+        rules = _condition_of(status, readiness.ALERT_RULES)
+        was = _condition_of(previous, readiness.ALERT_RULES).get("reason")
+        if rules.get("reason") == readiness.ALERT_RULES_NOT_SERVED != was:
+            event("AlertRulesNotApplied", rules["message"], warning=True)
     return Outcome(
         decision=verdict.decision,
         phase=status["phase"],
@@ -310,6 +319,13 @@ def report_failure(
             warning=True,
             correlation_id=correlation_id,
         )
+
+
+def _condition_of(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond  # type: ignore[no-any-return]
+    return {}
 
 
 def _differs(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:

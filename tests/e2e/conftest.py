@@ -132,6 +132,76 @@ def operator(
         print(running.log_path.read_text())
 
 
+@pytest.fixture(scope="module")
+def sole_operator(operator: Operator) -> Iterator[None]:
+    """Pause the shared operator for a module that runs an operator of its own: both
+    would reconcile the namespaces under test."""
+    operator.stop()
+    yield
+    operator.start()
+
+
+# prometheus-operator's PrometheusRule, reduced to what the API server needs to serve it.
+PROMETHEUS_RULE_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "prometheusrules.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {
+            "plural": "prometheusrules",
+            "singular": "prometheusrule",
+            "kind": "PrometheusRule",
+            "listKind": "PrometheusRuleList",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def install_prometheus_rule_crd(cluster: LocalCluster) -> None:
+    assert apply(cluster, PROMETHEUS_RULE_CRD).returncode == 0
+    name = PROMETHEUS_RULE_CRD["metadata"]["name"]
+    done = cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    assert done.returncode == 0, done.stderr
+
+
+def remove_prometheus_rule_crd(cluster: LocalCluster) -> None:
+    """Delete the CRD and wait until it is gone, with every PrometheusRule in it."""
+    name = PROMETHEUS_RULE_CRD["metadata"]["name"]
+    done = cluster.kubectl("delete", "crd", name, "--ignore-not-found", "--timeout=120s")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def prometheus_rule_crd(control_plane: LocalCluster) -> Iterator[None]:
+    """The PrometheusRule kind served for one test, and removed after it in any case:
+    the other tests share this control plane and expect a cluster without it."""
+    install_prometheus_rule_crd(control_plane)
+    try:
+        yield
+    finally:
+        remove_prometheus_rule_crd(control_plane)
+
+
 @pytest.fixture
 def namespace(control_plane: LocalCluster) -> Iterator[str]:
     """A fresh namespace that enforces the restricted pod security standard."""

@@ -78,14 +78,6 @@ def namespace_manifest(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sole_operator(operator: Operator) -> Iterator[None]:
-    """Pause the session's operator: it would reconcile the namespace under test too."""
-    operator.stop()
-    yield
-    operator.start()
-
-
-@pytest.fixture(scope="module")
 def watched(control_plane: LocalCluster) -> Iterator[str]:
     """The namespace the chart's operator watches; it must exist before the install."""
     name = f"helm-{uuid.uuid4().hex[:8]}"
@@ -152,12 +144,13 @@ def chart_operator(
     watched: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Operator]:
-    """The real operator process, with the chart's identity and the chart's arguments."""
+    """The real operator process, with the chart's identity and the chart's arguments
+    (plus frequent discovery, so a PrometheusRule CRD installed by a test is seen soon)."""
     running = Operator(
         control_plane,
         tmp_path_factory.mktemp("chart-operator") / "operator.log",
         kubeconfig=chart_kubeconfig,
-        extra_args=("--namespace", watched),
+        extra_args=("--namespace", watched, "--discovery-seconds", "2"),
     )
     running.start()
     yield running
@@ -302,6 +295,36 @@ def test_a_missing_permission_is_reported_in_status(
     # With the permission back the next resync pass goes through.
     wait_for(lambda: ready(api_client, watched, "denied"), timeout=120, what="Ready again")
     delete_and_wait(control_plane, api_client, watched, "denied")
+
+
+def test_the_charts_permissions_cover_the_prometheus_rule(
+    control_plane: LocalCluster,
+    api_client: k8s.ApiClient,
+    watched: str,
+    chart_operator: Operator,
+    prometheus_rule_crd: None,
+) -> None:
+    since = audit_lines(control_plane.audit_log)
+    assert apply(control_plane, *example(MANAGED, watched, name="alerted")).returncode == 0
+    rules = k8s.CustomObjectsApi(api_client)
+
+    def rule_names() -> set[str]:
+        found = rules.list_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", watched, "prometheusrules"
+        )
+        return {item["metadata"]["name"] for item in found["items"]}
+
+    wait_for(lambda: "alerted-alerts" in rule_names(), timeout=120, what="the PrometheusRule")
+    # Turned off: pruned. Between them, list, apply (create) and delete were all used.
+    body = {"spec": {"monitoring": {"prometheusRule": False}}}
+    rules.patch_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, "alerted", body)
+    wait_for(lambda: not rule_names(), timeout=60, what="the PrometheusRule pruned")
+    delete_and_wait(control_plane, api_client, watched, "alerted")
+
+    made = requests_of_the_chart_account(control_plane, since)
+    on_rules = [r for r in made if "/prometheusrules" in r]
+    assert {r.split()[1] for r in on_rules} >= {"list", "patch", "delete"}, on_rules
+    assert [r for r in made if r.startswith("403 ")] == []
 
 
 def _add_field(crd: dict[str, Any], name: str) -> None:

@@ -27,6 +27,17 @@ def test_render_prints_only_applicable_objects_and_names_generated_secrets() -> 
     )
 
 
+def test_render_leaves_the_prometheus_rule_out_unless_asked() -> None:
+    # Without prometheus-operator's CRDs the rule would make `kubectl apply` fail.
+    plain = run("render", "-f", "examples/pulsebase.yaml")
+    assert "kind: PrometheusRule" not in plain.stdout
+    done = run("render", "-f", "examples/pulsebase.yaml", "--prometheus-rule")
+    assert done.returncode == 0, done.stderr
+    (rule,) = [d for d in yaml.safe_load_all(done.stdout) if d and d["kind"] == "PrometheusRule"]
+    assert rule["metadata"]["name"] == "shop-alerts"
+    assert rule["spec"]["groups"]
+
+
 def test_render_refuses_an_invalid_spec_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -72,6 +72,12 @@ modes cannot drift. No wildcards; each rule says which code path needs it.
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [get, list, create, patch, delete]
+# Each PulseBase's PrometheusRule, where prometheus-operator's CRDs are installed:
+# compared (list), server-side applied (patch; create, as the API server also checks
+# when an apply creates the object) and pruned (delete). Nothing reads or watches one.
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusrules]
+  verbs: [list, create, patch, delete]
 {{- end }}
 
 {{/* Cluster-scoped reads kopf needs whichever namespaces it watches. */}}

@@ -18,6 +18,7 @@ MODES: dict[str, dict[str, Any]] = {
     "monitoring": {
         "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
     },
+    "dashboard": {"dashboard": {"enabled": True, "namespace": "monitoring"}},
 }
 
 
@@ -52,7 +53,9 @@ def test_app_version_is_the_operator_version() -> None:
 
 
 # Values whose content is a Kubernetes structure, documented as a whole.
-DOCUMENTED_WHOLE = frozenset({"resources", "podSecurityContext", "securityContext"})
+DOCUMENTED_WHOLE = frozenset(
+    {"resources", "podSecurityContext", "securityContext", "dashboard.labels"}
+)
 
 
 def _leaves(tree: dict[str, Any], prefix: str = "") -> Iterator[str]:

@@ -30,6 +30,7 @@ WORKLOAD_RULES = {
     ("policy", "poddisruptionbudgets"): {"get", "list", "create", "patch", "delete"},
     ("rbac.authorization.k8s.io", "roles"): {"get", "list", "create", "patch", "delete"},
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "create", "patch", "delete"},
+    ("monitoring.coreos.com", "prometheusrules"): {"list", "create", "patch", "delete"},
 }
 CRD_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},

@@ -362,3 +362,46 @@ def test_recovery_flips_the_condition_back_and_moves_its_transition_time() -> No
     assert conds["PostgresHealthy"].status == "True"
     assert conds["PostgresHealthy"].last_transition_time == LATER
     assert back.status.phase is models.Phase.READY
+
+
+RULE_KIND = ("monitoring.coreos.com/v1", "PrometheusRule")
+
+
+def alert_rules(pulsebase: models.PulseBase, unserved: list[tuple[str, str]]) -> readiness.Verdict:
+    return readiness.stack_status(
+        pb=pulsebase,
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous={},
+        now=NOW,
+        unserved=unserved,
+    )
+
+
+def test_alert_rules_applied_when_the_kind_is_served() -> None:
+    cond = conditions(alert_rules(pb(), unserved=[]).status)["AlertRulesApplied"]
+    assert (cond.status, cond.reason) == ("True", "Applied")
+    assert "PrometheusRule shop-alerts" in cond.message
+
+
+def test_alert_rules_not_served_say_what_to_install_and_leave_the_stack_ready() -> None:
+    verdict = alert_rules(pb(), unserved=[RULE_KIND])
+    cond = conditions(verdict.status)["AlertRulesApplied"]
+    assert (cond.status, cond.reason) == ("False", "KindNotServed")
+    assert "does not serve monitoring.coreos.com/v1 PrometheusRule" in cond.message
+    assert "prometheus-operator" in cond.message
+    # An extra, not a component: the stack is Ready and the decision does not change.
+    assert verdict.status.phase is models.Phase.READY
+    assert verdict.decision == "All components are ready."
+
+
+def test_alert_rules_disabled_in_the_spec() -> None:
+    disabled = models.PulseBase.from_body(
+        {
+            "metadata": {"name": "shop", "namespace": "prod"},
+            "spec": {"version": "2.4.1", "monitoring": {"prometheusRule": False}},
+        }
+    )
+    cond = conditions(alert_rules(disabled, unserved=[RULE_KIND]).status)["AlertRulesApplied"]
+    assert (cond.status, cond.reason) == ("False", "Disabled")

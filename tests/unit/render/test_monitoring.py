@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from pulsebase_operator.render import monitoring, naming
+from pulsebase_operator.render import monitoring, naming, stack
 
 from .examples import pulsebase
 
@@ -131,3 +131,38 @@ def test_every_runbook_exists_and_is_documented() -> None:
         assert runbook.is_file(), f"{alert}: {runbook} is missing"
         assert runbook.read_text().startswith(f"# {alert}\n"), alert
         assert f"`{alert}`" in alerts_doc, alert
+
+
+RULE_KIND = ("monitoring.coreos.com/v1", "PrometheusRule")
+
+
+def kinds(rendered: stack.Rendered) -> set[str]:
+    return {obj["kind"] for obj in rendered.objects}
+
+
+def test_the_stack_holds_the_rule_only_where_its_kind_is_served() -> None:
+    served = stack.render(pulsebase(), served=[RULE_KIND])
+    assert "PrometheusRule" in kinds(served)
+    assert served.unserved == ()
+
+    unserved = stack.render(pulsebase())
+    assert "PrometheusRule" not in kinds(unserved)
+    # Asked for and not served: named, so status can say why there are no alerts.
+    assert unserved.unserved == (RULE_KIND,)
+
+
+def test_a_disabled_rule_is_neither_rendered_nor_missed() -> None:
+    pb = pulsebase(monitoring={"prometheusRule": False})
+    for served in ([RULE_KIND], []):
+        rendered = stack.render(pb, served=served)
+        assert "PrometheusRule" not in kinds(rendered)
+        assert rendered.unserved == ()
+
+
+def test_every_optional_kind_is_one_the_builders_emit() -> None:
+    emitted = {
+        (obj["apiVersion"], obj["kind"])
+        for obj in stack.render(pulsebase(), served=[k.key for k in stack.OPTIONAL_KINDS]).objects
+    }
+    assert {k.key for k in stack.OPTIONAL_KINDS} <= emitted
+    assert [k.plural for k in stack.OPTIONAL_KINDS] == ["prometheusrules"]
