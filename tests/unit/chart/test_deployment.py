@@ -19,6 +19,8 @@ BASE_ARGS = [
     "0.0.0.0:9090",
     "--log-level",
     "INFO",
+    "--probes",
+    "all",
 ]
 
 
@@ -61,10 +63,12 @@ def test_cluster_wide_by_default() -> None:
 
 
 def test_each_watched_namespace_becomes_an_argument() -> None:
-    operator = container({"watchNamespaces": ["a", "b"], "logLevel": "DEBUG"})
+    operator = container({"watchNamespaces": ["a", "b"], "logLevel": "DEBUG", "probes": "external"})
     assert operator["args"] == [
-        *BASE_ARGS[:-1],
+        *BASE_ARGS[:-3],
         "DEBUG",
+        "--probes",
+        "external",
         "--namespace",
         "a",
         "--namespace",

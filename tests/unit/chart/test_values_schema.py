@@ -12,6 +12,7 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "no replicas": ({"replicas": 0}, ["/replicas", "minimum: got 0, want 1"]),
     "replicas as a string": ({"replicas": "2"}, ["/replicas", "want integer"]),
     "unknown log level": ({"logLevel": "LOUD"}, ["/logLevel", "'LOUD'"]),
+    "unknown probe scope": ({"probes": "some"}, ["/probes", "'some'"]),
     "namespace not a DNS label": (
         {"watchNamespaces": ["Bad_NS"]},
         ["/watchNamespaces/0", "'Bad_NS'"],
