@@ -17,6 +17,7 @@ packages=(
   # tests/integration: a single node and six-node clusters; redis-cli forms the clusters
   "redis-server:redis-server"
   "redis-tools:redis-cli"
+  "nginx:nginx"   # nginx -t on the rendered edge cache config in tests/unit/render
 )
 
 present() {
