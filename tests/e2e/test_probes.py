@@ -132,10 +132,14 @@ def manifests(
     return [secret, pulsebase]
 
 
-def scrape(running: Operator) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def metrics_page(running: Operator) -> str:
     url = f"http://127.0.0.1:{running.metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as answer:
-        text = answer.read().decode()
+        return str(answer.read().decode())
+
+
+def scrape(running: Operator) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = metrics_page(running)
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -198,7 +202,11 @@ def test_measured_values_reach_status_and_metrics_and_follow_an_outage(
         name == "pulsebase_postgres_replication_lag_bytes" and dict(labels)["namespace"] == watched
         for name, labels in metrics
     )
+    # What a person would look at; shown with `pytest -s`.
     print(control_plane.kubectl("describe", "pb", NAME, "-n", watched).stdout)
+    print(
+        "\n".join(line for line in metrics_page(probing_operator).splitlines() if watched in line)
+    )
 
     # The S3 server stops: its condition turns within an interval or two, Ready with it.
     s3_server_fresh.stop()
