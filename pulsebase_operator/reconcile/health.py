@@ -72,24 +72,19 @@ def plan(pb: models.PulseBase, *, scope: Scope, secret: SecretReader) -> Plan:
             return False
         return True
 
-    if reachable("postgres", spec.postgres.mode):
-        target = _postgres(pb, secret=secret)
-        if isinstance(target, str):
-            skipped["postgres"] = target
-        else:
-            targets["postgres"] = target
-    if reachable("redis", spec.redis.mode):
-        redis_target = _redis(pb, secret=secret)
-        if isinstance(redis_target, str):
-            skipped["redis"] = redis_target
-        else:
-            targets["redis"] = redis_target
-    if reachable("objectStorage", spec.object_storage.mode):
-        storage_target = _objectstore(pb, secret=secret)
-        if isinstance(storage_target, str):
-            skipped["objectStorage"] = storage_target
-        else:
-            targets["objectStorage"] = storage_target
+    builders: tuple[tuple[str, models.Mode, Callable[..., probes.Target | str]], ...] = (
+        ("postgres", spec.postgres.mode, _postgres),
+        ("redis", spec.redis.mode, _redis),
+        ("objectStorage", spec.object_storage.mode, _objectstore),
+    )
+    for component, mode, build in builders:
+        if reachable(component, mode):
+            # A str is the reason the target cannot be built yet (a missing credential).
+            target = build(pb, secret=secret)
+            if isinstance(target, str):
+                skipped[component] = target
+            else:
+                targets[component] = target
     # The API always runs in the cluster: reachable only when managed ones are probed.
     if reachable("api", models.Mode.MANAGED) and spec.api.replicas > 0:
         targets["api"] = probes.HttpTarget(url=f"http://{naming.api(name)}.{namespace}.svc/readyz")

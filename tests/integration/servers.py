@@ -809,8 +809,7 @@ def redis_node() -> Iterator[RedisNode]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisCluster]:
+def _redis_cluster() -> Iterator[RedisCluster]:
     _require(redis_binaries(), "redis-server", install=_REDIS_INSTALL)
     cluster = _started(start_redis_cluster)
     try:
@@ -819,18 +818,12 @@ def redis_cluster() -> Iterator[RedisCluster]:
         cluster.stop()
 
 
-@pytest.fixture
-def redis_cluster_fresh() -> Iterator[RedisCluster]:
-    _require(redis_binaries(), "redis-server", install=_REDIS_INSTALL)
-    cluster = _started(start_redis_cluster)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+# One shared by the session, and one of its own for each test that breaks it.
+redis_cluster = pytest.fixture(scope="session", name="redis_cluster")(_redis_cluster)
+redis_cluster_fresh = pytest.fixture(name="redis_cluster_fresh")(_redis_cluster)
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[MotoServer]:
+def _s3_server() -> Iterator[MotoServer]:
     _require(moto_server_binary(), "moto_server", install=_MOTO_INSTALL)
     server = _started(MotoServer.start)
     try:
@@ -839,14 +832,9 @@ def s3_server() -> Iterator[MotoServer]:
         server.remove()
 
 
-@pytest.fixture
-def s3_server_fresh() -> Iterator[MotoServer]:
-    _require(moto_server_binary(), "moto_server", install=_MOTO_INSTALL)
-    server = _started(MotoServer.start)
-    try:
-        yield server
-    finally:
-        server.remove()
+# One shared by the session, and one of its own for each test that stops it.
+s3_server = pytest.fixture(scope="session", name="s3_server")(_s3_server)
+s3_server_fresh = pytest.fixture(name="s3_server_fresh")(_s3_server)
 
 
 @pytest.fixture(scope="session")
