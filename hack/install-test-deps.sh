@@ -17,6 +17,10 @@ packages=(
   # tests/integration: a single node and six-node clusters; redis-cli forms the clusters
   "redis-server:redis-server"
   "redis-tools:redis-cli"
+  # tests/integration: physical backups, WAL archiving and point-in-time restores
+  "pgbackrest:pgbackrest"
+  # tests/integration: TLS in front of moto's S3 server (pgBackRest's S3 speaks only TLS)
+  "nginx:/usr/sbin/nginx"
 )
 
 present() {
