@@ -17,7 +17,11 @@ packages=(
   # tests/integration: a single node and six-node clusters; redis-cli forms the clusters
   "redis-server:redis-server"
   "redis-tools:redis-cli"
-  "nginx:nginx"   # nginx -t on the rendered edge cache config in tests/unit/render
+  # tests/integration: physical backups, WAL archiving and point-in-time restores
+  "pgbackrest:pgbackrest"
+  # nginx -t on the rendered edge cache config in tests/unit/render, and TLS in front of
+  # moto's S3 server in tests/integration (pgBackRest's S3 driver speaks only TLS)
+  "nginx:/usr/sbin/nginx"
 )
 
 present() {

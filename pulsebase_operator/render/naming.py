@@ -102,3 +102,17 @@ def backups_bucket(name: str) -> str:
 def alerts(name: str) -> str:
     """The PrometheusRule holding this PulseBase's alert rules."""
     return child(name, "alerts")
+
+
+def pgbackrest_config(name: str) -> str:
+    return child(name, "pgbackrest")
+
+
+def backup_account(name: str) -> str:
+    """The ServiceAccount the backup CronJobs run pgBackRest in the primary with."""
+    return child(name, "backup")
+
+
+def backup_cron_job(name: str, kind: str) -> str:
+    """full or incr; `NAME-backup-incr` is the longest, 12 characters past NAME."""
+    return child(name, f"backup-{kind}")

@@ -322,8 +322,11 @@ def _run_as(user: str | None, args: Sequence[str], *, env: dict[str, str] | None
         raise ServerError(f"{args[0]} failed ({result.returncode}): {result.stderr.strip()}")
 
 
-def start_postgres(*, name: str = "primary", bindir: Path | None = None) -> Postgres:
-    """initdb and start a primary with pg_stat_statements and a pg_monitor user `probe`."""
+def start_postgres(
+    *, name: str = "primary", bindir: Path | None = None, settings: Sequence[str] = ()
+) -> Postgres:
+    """initdb and start a primary with pg_stat_statements and a pg_monitor user `probe`;
+    `settings` are more `name=value` options, and a later one wins over an earlier."""
     bindir = bindir or postgres_bindir()
     if bindir is None:
         raise ServerError("no PostgreSQL server binaries")
@@ -351,7 +354,7 @@ def start_postgres(*, name: str = "primary", bindir: Path | None = None) -> Post
                 "--no-sync",
             ],
         )
-        server.start()
+        server.start(*settings)
         server.execute("CREATE EXTENSION pg_stat_statements")
         server.execute(
             f"CREATE ROLE {PROBE_USER} LOGIN PASSWORD '{PROBE_PASSWORD}' IN ROLE pg_monitor"
