@@ -23,12 +23,17 @@ from pulsebase_operator.kube.client import Kube
 from pulsebase_operator.policy import readiness
 from pulsebase_operator.render import credentials, naming, objectstore, postgres, redis
 
-# Secret keys: (namespace-local Secret name, key) -> value, None when missing.
+# Secret keys: (namespace-local Secret name, key) -> value, None when missing; raises
+# UnreadableSecretError when the value is not text.
 SecretReader = Callable[[str, str], str | None]
 
 MAX_TIMEOUT_SECONDS = 5.0
 # Readings older than this many intervals are reported as unknown, not as current.
 STALE_AFTER_INTERVALS = 3
+
+
+class UnreadableSecretError(Exception):
+    """A Secret key whose value is not UTF-8 text: no client can log in with it."""
 
 
 class Scope(StrEnum):
@@ -72,24 +77,23 @@ def plan(pb: models.PulseBase, *, scope: Scope, secret: SecretReader) -> Plan:
             return False
         return True
 
-    if reachable("postgres", spec.postgres.mode):
-        target = _postgres(pb, secret=secret)
+    def add(component: str, build: Callable[[], probes.Target | str]) -> None:
+        # One unreadable credential skips its own component, not the whole round.
+        try:
+            target = build()
+        except UnreadableSecretError as error:
+            target = str(error)
         if isinstance(target, str):
-            skipped["postgres"] = target
+            skipped[component] = target
         else:
-            targets["postgres"] = target
+            targets[component] = target
+
+    if reachable("postgres", spec.postgres.mode):
+        add("postgres", lambda: _postgres(pb, secret=secret))
     if reachable("redis", spec.redis.mode):
-        redis_target = _redis(pb, secret=secret)
-        if isinstance(redis_target, str):
-            skipped["redis"] = redis_target
-        else:
-            targets["redis"] = redis_target
+        add("redis", lambda: _redis(pb, secret=secret))
     if reachable("objectStorage", spec.object_storage.mode):
-        storage_target = _objectstore(pb, secret=secret)
-        if isinstance(storage_target, str):
-            skipped["objectStorage"] = storage_target
-        else:
-            targets["objectStorage"] = storage_target
+        add("objectStorage", lambda: _objectstore(pb, secret=secret))
     # The API always runs in the cluster: reachable only when managed ones are probed.
     if reachable("api", models.Mode.MANAGED) and spec.api.replicas > 0:
         targets["api"] = probes.HttpTarget(url=f"http://{naming.api(name)}.{namespace}.svc/readyz")
@@ -205,7 +209,13 @@ def secret_reader(kube: Kube, namespace: str) -> SecretReader:
         data = cache[name]
         if not data or key not in data:
             return None
-        return base64.b64decode(data[key]).decode()
+        try:
+            return base64.b64decode(data[key]).decode()
+        except UnicodeDecodeError:
+            # Not chained: the error's repr would carry the secret's bytes into the log.
+            raise UnreadableSecretError(
+                f"Not probed: key {key} of Secret {name} is not UTF-8 text."
+            ) from None
 
     return read
 
