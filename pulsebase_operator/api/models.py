@@ -108,6 +108,12 @@ RESERVED_POSTGRES_PARAMETERS = (
     "hba_file",
     "ssl",
 )
+# A setting name as postgresql.conf spells it (custom settings have a dot). Patroni
+# writes the names unquoted, so anything else could set a reserved setting.
+POSTGRES_PARAMETER_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_.]*$"
+POSTGRES_PARAMETER_MESSAGE = (
+    "must be PostgreSQL setting names: letters, digits, '_' and '.', not starting with a digit"
+)
 
 
 def cel(
@@ -527,9 +533,13 @@ class PostgresSpec(Model):
         "owns (replication, archiving, listening) are rejected.",
         json_schema_extra=validations(
             cel(
+                f"self.all(k, k.matches(r'{POSTGRES_PARAMETER_PATTERN}'))",
+                POSTGRES_PARAMETER_MESSAGE,
+            ),
+            cel(
                 "self.all(k, !(k.lowerAscii() in " + _cel_list(RESERVED_POSTGRES_PARAMETERS) + "))",
                 "archiving, replication and listening settings are managed by the operator",
-            )
+            ),
         ),
     )
     external: ExternalPostgres | None = Field(None, description="Used when mode is external.")
@@ -537,6 +547,11 @@ class PostgresSpec(Model):
     @model_validator(mode="after")
     def _mode_and_parameters(self) -> PostgresSpec:
         _check_mode(self.mode, self.external)
+        bad = sorted(
+            repr(k) for k in self.parameters if not re.fullmatch(POSTGRES_PARAMETER_PATTERN, k)
+        )
+        if bad:
+            raise ValueError(f"parameters: {', '.join(bad)} {POSTGRES_PARAMETER_MESSAGE}")
         # PostgreSQL setting names are case-insensitive.
         reserved = sorted(k for k in self.parameters if k.lower() in RESERVED_POSTGRES_PARAMETERS)
         if reserved:

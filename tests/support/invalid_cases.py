@@ -134,6 +134,20 @@ CREATE_CASES = [
         "managed by the operator",
     ),
     Case(
+        # Patroni writes names into postgresql.conf unquoted: "port " is port, and a
+        # line break would start a setting the operator owns.
+        "postgres-parameter-name-with-space",
+        spec(postgres={"parameters": {"port ": "5433"}}),
+        "spec.postgres.parameters",
+        "must be PostgreSQL setting names",
+    ),
+    Case(
+        "postgres-parameter-name-with-line-break",
+        spec(postgres={"parameters": {"work_mem = 4MB\narchive_command": "/bin/true"}}),
+        "spec.postgres.parameters",
+        "must be PostgreSQL setting names",
+    ),
+    Case(
         "resources-requests-above-limits",
         spec(api={"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}),
         "spec.api.resources.requests.memory",
