@@ -85,6 +85,7 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
         now = datetime.datetime.fromisoformat(args.now) if args.now else None
         policy = retention.Policy(daily=args.daily, weekly=args.weekly, time_zone=args.time_zone)
         retention.zone(policy)
+        backups = retention.backups_from_info(info)
     except (ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -93,7 +94,7 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     elif now.tzinfo is None:
         print("error: --now needs an offset, such as 2026-12-03T10:00:00Z", file=sys.stderr)
         return 2
-    decisions = retention.plan(retention.backups_from_info(info), policy=policy, now=now)
+    decisions = retention.plan(backups, policy=policy, now=now)
     print(json.dumps([d.as_dict() for d in decisions], indent=2))
     return 0
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 CLI = [sys.executable, "-m", "pulsebase_operator.cli"]
@@ -111,3 +112,40 @@ def test_retention_plan_refuses_ambiguous_input() -> None:
     zone = run("retention", "plan", "--time-zone", "Mars/Olympus", stdin=INFO)
     assert zone.returncode == 2
     assert "unknown time zone 'Mars/Olympus'" in zone.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "expected"),
+    [
+        ('{"backup": []}', "a JSON list of stanzas"),
+        ("[1]", "stanza 0 is not an object"),
+        ('[{"backup": "x"}]', "stanza 0: backup is not a list"),
+        ('[{"backup": [{"type": "full"}]}]', "backup 0 of stanza 0 has no label"),
+        ('[{"backup": [{"label": "F", "timestamp": {"stop": "noon"}}]}]', "timestamp of F"),
+        ('[{"backup": [{"label": "F", "timestamp": {"stop": 1e20}}]}]', "timestamp of F"),
+    ],
+)
+def test_retention_plan_names_what_is_wrong_with_a_malformed_catalog(
+    stdin: str, expected: str
+) -> None:
+    done = run("retention", "plan", stdin=stdin)
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--daily", "0"), "daily must be between 1 and 366"),
+        (("--daily", "-3"), "daily must be between 1 and 366"),
+        (("--weekly", "-1"), "weekly must be between 0 and 520"),
+    ],
+)
+def test_retention_plan_refuses_windows_the_spec_refuses(
+    flags: tuple[str, ...], expected: str
+) -> None:
+    # A window of zero days would plan every backup but the newest for expiry.
+    done = run("retention", "plan", *flags, stdin=INFO)
+    assert done.returncode == 2
+    assert expected in done.stderr
