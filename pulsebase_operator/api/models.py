@@ -12,7 +12,7 @@ every rejected manifest through both.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -1263,11 +1263,15 @@ class PulseBase(Model):
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> PulseBase:
+        def part(value: Any) -> Any:
+            # A copy of a mapping; anything else as it is, for the validator to name.
+            return dict(value) if isinstance(value, Mapping) else value
+
         return cls.model_validate(
             {
                 "apiVersion": body.get("apiVersion", API_VERSION),
                 "kind": body.get("kind", KIND),
-                "metadata": dict(body.get("metadata") or {}),
-                "spec": dict(body.get("spec") or {}),
+                "metadata": part(body.get("metadata") or {}),
+                "spec": part(body.get("spec") or {}),
             }
         )

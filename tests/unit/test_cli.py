@@ -149,3 +149,36 @@ def test_retention_plan_refuses_windows_the_spec_refuses(
     done = run("retention", "plan", *flags, stdin=INFO)
     assert done.returncode == 2
     assert expected in done.stderr
+
+
+PULSEBASE = "kind: PulseBase\napiVersion: pulsebase.io/v1alpha1\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"kind: [PulseBase\n", "is not YAML"),
+        (b"\xff\xfe\x00kind: PulseBase\n", "is not YAML"),
+        (b"- kind: PulseBase\n", "document 1 is not a mapping"),
+        (b"---\nkind: ConfigMap\n---\njust text\n", "document 2 is not a mapping"),
+        (PULSEBASE.encode() + b"metadata: null\nspec: {version: 2.4.1}\n", "metadata.name"),
+        (PULSEBASE.encode() + b"metadata: shop\nspec: {version: 2.4.1}\n", "metadata"),
+        (PULSEBASE.encode() + b"metadata: {name: shop}\nspec: latest\n", "spec"),
+    ],
+)
+def test_render_refuses_a_file_it_cannot_read_as_pulsebases(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    done = run("render", "-f", str(bad))
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_render_names_a_file_that_does_not_exist(tmp_path: Path) -> None:
+    done = run("render", "-f", str(tmp_path / "missing.yaml"))
+    assert done.returncode == 2
+    assert "missing.yaml" in done.stderr and "Traceback" not in done.stderr
