@@ -478,6 +478,11 @@ class ExternalPostgres(Model):
     username: SecretKeyRef = Field(description="Secret key holding the user name.")
     password: SecretKeyRef = Field(description="Secret key holding the password.")
 
+    @property
+    def libpq_host(self) -> str:
+        """The host as libpq's `host` takes it: an IPv6 address without its brackets."""
+        return self.host.removeprefix("[").removesuffix("]")
+
 
 # mode defaults to managed, so an absent mode must count as managed in the rules.
 _EXTERNAL = "(has(self.mode) && self.mode == 'external')"

@@ -114,7 +114,7 @@ def _postgres(pb: models.PulseBase, *, secret: SecretReader) -> probes.PostgresT
             ref = external.username if user is None else external.password
             return _missing(ref.name, ref.key)
         return probes.PostgresTarget(
-            host=external.host,
+            host=external.libpq_host,
             port=external.port,
             database=external.database,
             user=user,

@@ -67,6 +67,14 @@ def test_external_dependencies_are_probed_with_the_credentials_the_spec_names() 
     assert "api" not in plan.targets and "api" in plan.skipped
 
 
+def test_an_external_ipv6_database_is_probed_at_the_address_without_brackets() -> None:
+    ipv6 = {**EXTERNAL_POSTGRES, "external": {**EXTERNAL_POSTGRES["external"], "host": "[::1]"}}
+    pb = pulsebase(postgres=ipv6)
+    target = health.plan(pb, scope=health.Scope.EXTERNAL, secret=reader()).targets["postgres"]
+    assert isinstance(target, probes.PostgresTarget)
+    assert target.host == "::1"
+
+
 def test_managed_dependencies_are_skipped_with_a_reason_under_external_scope() -> None:
     plan = health.plan(pulsebase(), scope=health.Scope.EXTERNAL, secret=reader())
     assert plan.targets == {}
