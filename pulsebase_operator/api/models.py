@@ -85,7 +85,9 @@ BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 BUCKET_IP_PATTERN = r"^[0-9]+(\.[0-9]+){3}$"
 BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-")
 BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3")
-REDIS_ENDPOINT_PATTERN = r"^[^:\s]+:[0-9]{1,5}$"
+# A host name, an IPv4 address or a bracketed IPv6 address, then the port. Nothing
+# else: the endpoints are shown in status and in a plain environment variable.
+REDIS_ENDPOINT_PATTERN = r"^([a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?|\[[0-9a-fA-F:]+\]):[0-9]{1,5}$"
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
@@ -582,13 +584,28 @@ class EvictionPolicy(StrEnum):
     NOEVICTION = "noeviction"
 
 
-REDIS_ENDPOINT_MESSAGE = "must be host:port with a port between 1 and 65535"
+REDIS_ENDPOINT_MESSAGE = (
+    "must be host:port with a port between 1 and 65535; the host a name, an IPv4 address "
+    "or an IPv6 address in brackets"
+)
 
 
 def _host_and_port(value: str) -> str:
-    if not re.match(REDIS_ENDPOINT_PATTERN, value) or not 1 <= int(value.rsplit(":")[1]) <= 65535:
+    if (
+        not re.fullmatch(REDIS_ENDPOINT_PATTERN, value)
+        or not 1 <= int(value.rsplit(":", 1)[1]) <= 65535
+    ):
         raise ValueError(REDIS_ENDPOINT_MESSAGE)
     return value
+
+
+def _each_once(values: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate endpoint {value}")
+        seen.add(value)
+    return values
 
 
 RedisEndpoint = Annotated[
@@ -611,10 +628,12 @@ RedisEndpoint = Annotated[
 class ExternalRedis(Model):
     """A Redis-protocol cluster the operator does not run (ElastiCache, your own)."""
 
-    endpoints: list[RedisEndpoint] = Field(
+    endpoints: Annotated[list[RedisEndpoint], AfterValidator(_each_once)] = Field(
         min_length=1,
         max_length=16,
-        description="Seed nodes as host:port, the port from 1 to 65535.",
+        description="Seed nodes as host:port, the port from 1 to 65535, each once; an "
+        "IPv6 address in brackets.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     tls: bool = Field(True, description="Connect with TLS.")
     password: SecretKeyRef | None = Field(None, description="Secret key with the password.")

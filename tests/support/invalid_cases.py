@@ -178,6 +178,26 @@ CREATE_CASES = [
         "port between 1 and 65535",
     ),
     Case(
+        # The endpoints go into a plain environment variable and into status.
+        "redis-endpoint-with-credentials",
+        spec(
+            redis={"mode": "external", "external": {"endpoints": ["s3cret@cache.example.com:6379"]}}
+        ),
+        "spec.redis.external.endpoints[0]",
+        "must be host:port",
+    ),
+    Case(
+        "redis-endpoint-duplicate",
+        spec(
+            redis={
+                "mode": "external",
+                "external": {"endpoints": ["cache.example.com:6379", "cache.example.com:6379"]},
+            }
+        ),
+        "spec.redis.external.endpoints[1]",
+        "Duplicate value",
+    ),
+    Case(
         "object-storage-endpoint-not-url",
         spec(objectStorage=external_s3("s3.amazonaws.com")),
         "spec.objectStorage.external.endpoint",

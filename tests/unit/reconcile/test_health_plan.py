@@ -75,6 +75,18 @@ def test_an_external_ipv6_database_is_probed_at_the_address_without_brackets() -
     assert target.host == "::1"
 
 
+def test_an_external_redis_at_an_ipv6_address_is_probed_there() -> None:
+    ipv6 = {
+        **EXTERNAL_REDIS,
+        "external": {**EXTERNAL_REDIS["external"], "endpoints": ["[::1]:6379"]},
+    }
+    target = health.plan(
+        pulsebase(redis=ipv6), scope=health.Scope.EXTERNAL, secret=reader()
+    ).targets["redis"]
+    assert isinstance(target, probes.RedisTarget)
+    assert target.endpoints == (("::1", 6379),)
+
+
 def test_managed_dependencies_are_skipped_with_a_reason_under_external_scope() -> None:
     plan = health.plan(pulsebase(), scope=health.Scope.EXTERNAL, secret=reader())
     assert plan.targets == {}
