@@ -787,6 +787,7 @@ class ManagedObjectStorage(Model):
 
 
 ENDPOINT_PORT_MESSAGE = "port must be between 1 and 65535"
+ENDPOINT_HOST_MESSAGE = "must name a host, as in https://s3.example.com:9000"
 ENDPOINT_CREDENTIALS_MESSAGE = (
     "must not contain credentials: put them in the Secret keys accessKeyId and secretAccessKey"
 )
@@ -809,6 +810,7 @@ class ExternalObjectStorage(Model):
                 ENDPOINT_PORT_MESSAGE,
             ),
             cel(r"!self.matches(r'^https?://[^/?#]*@')", ENDPOINT_CREDENTIALS_MESSAGE),
+            cel("!isURL(self) || url(self).getHostname() != ''", ENDPOINT_HOST_MESSAGE),
         ),
     )
     region: str = Field("us-east-1", max_length=64, description="Signing region.")
@@ -821,6 +823,8 @@ class ExternalObjectStorage(Model):
         netloc = urlsplit(self.endpoint).netloc
         if "@" in netloc:
             raise ValueError(f"endpoint {ENDPOINT_CREDENTIALS_MESSAGE}")
+        if not urlsplit(self.endpoint).hostname:
+            raise ValueError(f"endpoint {ENDPOINT_HOST_MESSAGE}")
         port = re.sub(r"^(\[[^\]]*\]|[^:]*)", "", netloc).removeprefix(":")
         if port and not (len(port) <= 5 and port.isdigit() and 1 <= int(port) <= 65535):
             raise ValueError(f"endpoint {ENDPOINT_PORT_MESSAGE}")

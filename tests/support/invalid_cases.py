@@ -210,6 +210,12 @@ CREATE_CASES = [
         "port must be between 1 and 65535",
     ),
     Case(
+        "object-storage-endpoint-without-host",
+        spec(objectStorage=external_s3("https://:9000")),
+        "spec.objectStorage.external.endpoint",
+        "must name a host",
+    ),
+    Case(
         "object-storage-endpoint-with-credentials",
         spec(objectStorage=external_s3("https://KEY:SECRET@s3.example.com")),
         "spec.objectStorage.external.endpoint",
