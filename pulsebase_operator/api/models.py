@@ -195,22 +195,26 @@ FORMAT_CEL = {
 }
 
 
+# The checks below use fullmatch: Python's $ also matches before a final line break,
+# which CEL's does not, and the models must refuse what the API server refuses.
+
+
 def _whole_bytes(value: str) -> bool:
-    if not re.match(QUANTITY_PATTERN, value):
+    if not re.fullmatch(QUANTITY_PATTERN, value):
         return False
     amount = parse_quantity(value)
     return amount == amount.to_integral_value() and amount < _BYTES_CAP
 
 
 def _cpu(value: str) -> bool:
-    if not re.match(QUANTITY_PATTERN, value):
+    if not re.fullmatch(QUANTITY_PATTERN, value):
         return False
     amount = parse_quantity(value)
     return amount == 0 or Decimal("0.001") <= amount < Decimal(10**6)
 
 
 def _matches(pattern: str) -> Callable[[str], bool]:
-    return lambda value: re.match(pattern, value) is not None
+    return lambda value: re.fullmatch(pattern, value) is not None
 
 
 _FORMAT_CHECKS: dict[str, Callable[[str], bool]] = {
@@ -704,7 +708,7 @@ _BUCKET_RULES: tuple[tuple[str, Callable[[str], bool], str], ...] = (
     ("!self.contains('..')", lambda v: ".." not in v, "must not contain two adjacent periods"),
     (
         f"!self.matches(r'{BUCKET_IP_PATTERN}')",
-        lambda v: not re.match(BUCKET_IP_PATTERN, v),
+        lambda v: not re.fullmatch(BUCKET_IP_PATTERN, v),
         "must not be formatted as an IP address",
     ),
     (
@@ -1267,7 +1271,7 @@ class PulseBase(Model):
     @model_validator(mode="after")
     def _name(self) -> PulseBase:
         name = self.metadata.name
-        if len(name) > NAME_MAX_LENGTH or not re.match(NAME_PATTERN, name):
+        if len(name) > NAME_MAX_LENGTH or not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(
                 f"metadata.name: {name!r} must be a DNS-1035 label of at most "
                 f"{NAME_MAX_LENGTH} characters (lower-case letters, digits, '-', "

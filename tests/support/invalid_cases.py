@@ -47,6 +47,31 @@ def external_s3(endpoint: str) -> dict[str, Any]:
 CREATE_CASES = [
     Case("version-not-semver", spec(version="2.4"), "spec.version", "must be a semantic version"),
     Case("version-leading-v", spec(version="v2.4.1"), "spec.version", "without a leading v"),
+    # Python's $ also matches before a final line break, CEL's does not.
+    Case(
+        "version-trailing-line-break",
+        spec(version="2.4.1\n"),
+        "spec.version",
+        "must be a semantic version",
+    ),
+    Case(
+        "duration-trailing-line-break",
+        spec(backup={"rpo": "15m\n"}),
+        "spec.backup.rpo",
+        "must be a duration",
+    ),
+    Case(
+        "cron-trailing-line-break",
+        spec(backup={"schedules": {"full": "0 1 * * *\n"}}),
+        "spec.backup.schedules.full",
+        "must be a five-field cron expression",
+    ),
+    Case(
+        "storage-size-trailing-line-break",
+        spec(postgres={"storage": {"size": "10Gi\n"}}),
+        "spec.postgres.storage.size",
+        "must be a whole number of bytes",
+    ),
     Case(
         "api-replicas-negative",
         spec(api={"replicas": -1}),
