@@ -37,8 +37,19 @@ def cmd_version(_: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Print every object the PulseBase resources in a file become; no cluster needed."""
-    with open(args.filename) if args.filename != "-" else sys.stdin as stream:
-        documents = [d for d in yaml.safe_load_all(stream) if d]
+    try:
+        with open(args.filename, encoding="utf-8") if args.filename != "-" else sys.stdin as stream:
+            documents = [d for d in yaml.safe_load_all(stream) if d]
+    except OSError as error:
+        print(f"error: cannot read {args.filename}: {error.strerror}", file=sys.stderr)
+        return 2
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        print(f"error: {args.filename} is not YAML: {error}", file=sys.stderr)
+        return 2
+    for number, document in enumerate(documents, start=1):
+        if not isinstance(document, dict):
+            print(f"error: document {number} is not a mapping", file=sys.stderr)
+            return 2
     bodies = [d for d in documents if d.get("kind") == models.KIND]
     if not bodies:
         print(f"error: {args.filename} holds no {models.KIND} resource", file=sys.stderr)
@@ -46,11 +57,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     output: list[Any] = []
     generated: list[GeneratedSecret] = []
     for body in bodies:
-        body.setdefault("metadata", {}).setdefault("namespace", args.namespace)
+        meta = body.setdefault("metadata", {})
+        if isinstance(meta, dict):
+            meta.setdefault("namespace", args.namespace)
         try:
             pb = models.PulseBase.from_body(body)
         except ValidationError as error:
-            name = body["metadata"].get("name", "?")
+            name = meta.get("name", "?") if isinstance(meta, dict) else "?"
             print(f"error: {models.KIND} {name} is invalid:", file=sys.stderr)
             for problem in error.errors():
                 where = ".".join(str(p) for p in problem["loc"])
@@ -85,6 +98,7 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
         now = datetime.datetime.fromisoformat(args.now) if args.now else None
         policy = retention.Policy(daily=args.daily, weekly=args.weekly, time_zone=args.time_zone)
         retention.zone(policy)
+        backups = retention.backups_from_info(info)
     except (ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -93,7 +107,7 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     elif now.tzinfo is None:
         print("error: --now needs an offset, such as 2026-12-03T10:00:00Z", file=sys.stderr)
         return 2
-    decisions = retention.plan(retention.backups_from_info(info), policy=policy, now=now)
+    decisions = retention.plan(backups, policy=policy, now=now)
     print(json.dumps([d.as_dict() for d in decisions], indent=2))
     return 0
 

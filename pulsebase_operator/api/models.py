@@ -12,7 +12,7 @@ every rejected manifest through both.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -85,7 +85,9 @@ BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 BUCKET_IP_PATTERN = r"^[0-9]+(\.[0-9]+){3}$"
 BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-")
 BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3")
-REDIS_ENDPOINT_PATTERN = r"^[^:\s]+:[0-9]{1,5}$"
+# A host name, an IPv4 address or a bracketed IPv6 address, then the port. Nothing
+# else: the endpoints are shown in status and in a plain environment variable.
+REDIS_ENDPOINT_PATTERN = r"^([a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?|\[[0-9a-fA-F:]+\]):[0-9]{1,5}$"
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
@@ -107,6 +109,12 @@ RESERVED_POSTGRES_PARAMETERS = (
     "data_directory",
     "hba_file",
     "ssl",
+)
+# A setting name as postgresql.conf spells it (custom settings have a dot). Patroni
+# writes the names unquoted, so anything else could set a reserved setting.
+POSTGRES_PARAMETER_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_.]*$"
+POSTGRES_PARAMETER_MESSAGE = (
+    "must be PostgreSQL setting names: letters, digits, '_' and '.', not starting with a digit"
 )
 
 
@@ -187,22 +195,26 @@ FORMAT_CEL = {
 }
 
 
+# The checks below use fullmatch: Python's $ also matches before a final line break,
+# which CEL's does not, and the models must refuse what the API server refuses.
+
+
 def _whole_bytes(value: str) -> bool:
-    if not re.match(QUANTITY_PATTERN, value):
+    if not re.fullmatch(QUANTITY_PATTERN, value):
         return False
     amount = parse_quantity(value)
     return amount == amount.to_integral_value() and amount < _BYTES_CAP
 
 
 def _cpu(value: str) -> bool:
-    if not re.match(QUANTITY_PATTERN, value):
+    if not re.fullmatch(QUANTITY_PATTERN, value):
         return False
     amount = parse_quantity(value)
     return amount == 0 or Decimal("0.001") <= amount < Decimal(10**6)
 
 
 def _matches(pattern: str) -> Callable[[str], bool]:
-    return lambda value: re.match(pattern, value) is not None
+    return lambda value: re.fullmatch(pattern, value) is not None
 
 
 _FORMAT_CHECKS: dict[str, Callable[[str], bool]] = {
@@ -472,6 +484,11 @@ class ExternalPostgres(Model):
     username: SecretKeyRef = Field(description="Secret key holding the user name.")
     password: SecretKeyRef = Field(description="Secret key holding the password.")
 
+    @property
+    def libpq_host(self) -> str:
+        """The host as libpq's `host` takes it: an IPv6 address without its brackets."""
+        return self.host.removeprefix("[").removesuffix("]")
+
 
 # mode defaults to managed, so an absent mode must count as managed in the rules.
 _EXTERNAL = "(has(self.mode) && self.mode == 'external')"
@@ -527,9 +544,13 @@ class PostgresSpec(Model):
         "owns (replication, archiving, listening) are rejected.",
         json_schema_extra=validations(
             cel(
+                f"self.all(k, k.matches(r'{POSTGRES_PARAMETER_PATTERN}'))",
+                POSTGRES_PARAMETER_MESSAGE,
+            ),
+            cel(
                 "self.all(k, !(k.lowerAscii() in " + _cel_list(RESERVED_POSTGRES_PARAMETERS) + "))",
                 "archiving, replication and listening settings are managed by the operator",
-            )
+            ),
         ),
     )
     external: ExternalPostgres | None = Field(None, description="Used when mode is external.")
@@ -537,6 +558,11 @@ class PostgresSpec(Model):
     @model_validator(mode="after")
     def _mode_and_parameters(self) -> PostgresSpec:
         _check_mode(self.mode, self.external)
+        bad = sorted(
+            repr(k) for k in self.parameters if not re.fullmatch(POSTGRES_PARAMETER_PATTERN, k)
+        )
+        if bad:
+            raise ValueError(f"parameters: {', '.join(bad)} {POSTGRES_PARAMETER_MESSAGE}")
         # PostgreSQL setting names are case-insensitive.
         reserved = sorted(k for k in self.parameters if k.lower() in RESERVED_POSTGRES_PARAMETERS)
         if reserved:
@@ -562,13 +588,28 @@ class EvictionPolicy(StrEnum):
     NOEVICTION = "noeviction"
 
 
-REDIS_ENDPOINT_MESSAGE = "must be host:port with a port between 1 and 65535"
+REDIS_ENDPOINT_MESSAGE = (
+    "must be host:port with a port between 1 and 65535; the host a name, an IPv4 address "
+    "or an IPv6 address in brackets"
+)
 
 
 def _host_and_port(value: str) -> str:
-    if not re.match(REDIS_ENDPOINT_PATTERN, value) or not 1 <= int(value.rsplit(":")[1]) <= 65535:
+    if (
+        not re.fullmatch(REDIS_ENDPOINT_PATTERN, value)
+        or not 1 <= int(value.rsplit(":", 1)[1]) <= 65535
+    ):
         raise ValueError(REDIS_ENDPOINT_MESSAGE)
     return value
+
+
+def _each_once(values: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate endpoint {value}")
+        seen.add(value)
+    return values
 
 
 RedisEndpoint = Annotated[
@@ -591,10 +632,12 @@ RedisEndpoint = Annotated[
 class ExternalRedis(Model):
     """A Redis-protocol cluster the operator does not run (ElastiCache, your own)."""
 
-    endpoints: list[RedisEndpoint] = Field(
+    endpoints: Annotated[list[RedisEndpoint], AfterValidator(_each_once)] = Field(
         min_length=1,
         max_length=16,
-        description="Seed nodes as host:port, the port from 1 to 65535.",
+        description="Seed nodes as host:port, the port from 1 to 65535, each once; an "
+        "IPv6 address in brackets.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     tls: bool = Field(True, description="Connect with TLS.")
     password: SecretKeyRef | None = Field(None, description="Secret key with the password.")
@@ -665,7 +708,7 @@ _BUCKET_RULES: tuple[tuple[str, Callable[[str], bool], str], ...] = (
     ("!self.contains('..')", lambda v: ".." not in v, "must not contain two adjacent periods"),
     (
         f"!self.matches(r'{BUCKET_IP_PATTERN}')",
-        lambda v: not re.match(BUCKET_IP_PATTERN, v),
+        lambda v: not re.fullmatch(BUCKET_IP_PATTERN, v),
         "must not be formatted as an IP address",
     ),
     (
@@ -748,6 +791,7 @@ class ManagedObjectStorage(Model):
 
 
 ENDPOINT_PORT_MESSAGE = "port must be between 1 and 65535"
+ENDPOINT_HOST_MESSAGE = "must name a host, as in https://s3.example.com:9000"
 ENDPOINT_CREDENTIALS_MESSAGE = (
     "must not contain credentials: put them in the Secret keys accessKeyId and secretAccessKey"
 )
@@ -770,6 +814,7 @@ class ExternalObjectStorage(Model):
                 ENDPOINT_PORT_MESSAGE,
             ),
             cel(r"!self.matches(r'^https?://[^/?#]*@')", ENDPOINT_CREDENTIALS_MESSAGE),
+            cel("!isURL(self) || url(self).getHostname() != ''", ENDPOINT_HOST_MESSAGE),
         ),
     )
     region: str = Field("us-east-1", max_length=64, description="Signing region.")
@@ -782,6 +827,8 @@ class ExternalObjectStorage(Model):
         netloc = urlsplit(self.endpoint).netloc
         if "@" in netloc:
             raise ValueError(f"endpoint {ENDPOINT_CREDENTIALS_MESSAGE}")
+        if not urlsplit(self.endpoint).hostname:
+            raise ValueError(f"endpoint {ENDPOINT_HOST_MESSAGE}")
         port = re.sub(r"^(\[[^\]]*\]|[^:]*)", "", netloc).removeprefix(":")
         if port and not (len(port) <= 5 and port.isdigit() and 1 <= int(port) <= 65535):
             raise ValueError(f"endpoint {ENDPOINT_PORT_MESSAGE}")
@@ -1224,7 +1271,7 @@ class PulseBase(Model):
     @model_validator(mode="after")
     def _name(self) -> PulseBase:
         name = self.metadata.name
-        if len(name) > NAME_MAX_LENGTH or not re.match(NAME_PATTERN, name):
+        if len(name) > NAME_MAX_LENGTH or not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(
                 f"metadata.name: {name!r} must be a DNS-1035 label of at most "
                 f"{NAME_MAX_LENGTH} characters (lower-case letters, digits, '-', "
@@ -1248,11 +1295,15 @@ class PulseBase(Model):
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> PulseBase:
+        def part(value: Any) -> Any:
+            # A copy of a mapping; anything else as it is, for the validator to name.
+            return dict(value) if isinstance(value, Mapping) else value
+
         return cls.model_validate(
             {
                 "apiVersion": body.get("apiVersion", API_VERSION),
                 "kind": body.get("kind", KIND),
-                "metadata": dict(body.get("metadata") or {}),
-                "spec": dict(body.get("spec") or {}),
+                "metadata": part(body.get("metadata") or {}),
+                "spec": part(body.get("spec") or {}),
             }
         )

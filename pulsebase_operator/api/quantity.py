@@ -46,7 +46,7 @@ _SECONDS = {
 
 def parse_quantity(text: str) -> Decimal:
     """The value of a quantity in base units (bytes, cores); ValueError if malformed."""
-    if not _QUANTITY.match(text):
+    if not _QUANTITY.fullmatch(text):
         raise ValueError(f"{text!r} is not a Kubernetes quantity such as 512Mi, 10Gi or 250m")
     match = _NUMBER_AND_SUFFIX.match(text)
     assert match is not None  # the full pattern matched, so this one does too
@@ -60,7 +60,7 @@ def parse_quantity(text: str) -> Decimal:
 
 def parse_duration(text: str) -> Decimal:
     """The length of a Go-style duration in seconds; ValueError if malformed."""
-    if not re.match(DURATION_PATTERN, text):
+    if not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"{text!r} is not a duration such as 30s, 15m or 1h30m")
     return sum(
         (Decimal(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text)),

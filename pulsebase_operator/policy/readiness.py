@@ -265,7 +265,7 @@ def stack_status(
             "ComponentFailed" if failed else ("PassFailed" if error else "AsExpected"),
             decision if failed or error else "No component has failed.",
         ),
-        cond("Suspended", False, "Reconciling", "The operator reconciles this PulseBase."),
+        cond("Suspended", False, *not_suspended(pb.metadata.annotations)),
     ]
     # Alert rules are an extra, not a component: without them the stack is still Ready.
     conditions.append(cond(ALERT_RULES, *alert_rules(pb, unserved=unserved)))
@@ -381,6 +381,19 @@ PAUSE_ANNOTATION = "pulsebase.io/paused"
 
 def is_paused(annotations: Mapping[str, str]) -> bool:
     return annotations.get(PAUSE_ANNOTATION, "").lower() == "true"
+
+
+def not_suspended(annotations: Mapping[str, str]) -> tuple[str, str]:
+    """Reason and message of Suspended=False. A pause value other than true or false
+    is named: whoever wrote paused=yes believes the stack is paused."""
+    value = annotations.get(PAUSE_ANNOTATION)
+    if value is None or value.lower() == "false":
+        return "Reconciling", "The operator reconciles this PulseBase."
+    return (
+        "PauseValueIgnored",
+        f"The annotation {PAUSE_ANNOTATION} is {value!r}, and only 'true' pauses: "
+        "the operator reconciles this PulseBase.",
+    )
 
 
 def paused_status(

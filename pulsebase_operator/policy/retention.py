@@ -21,7 +21,7 @@ function serves the operator and `pulsebase-operator retention plan`.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,31 +46,62 @@ class Decision:
         return {"label": self.label, "action": self.action, "reason": self.reason}
 
 
+# The bounds of spec.backup.retention; a window of zero days would leave only the
+# newest backup.
+DAILY_RANGE = (1, 366)
+WEEKLY_RANGE = (0, 520)
+
+
 @dataclass(frozen=True)
 class Policy:
     daily: int = 30
     weekly: int = 52
     time_zone: str = "UTC"
 
+    def __post_init__(self) -> None:
+        for name, value, (low, high) in (
+            ("daily", self.daily, DAILY_RANGE),
+            ("weekly", self.weekly, WEEKLY_RANGE),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be between {low} and {high}, not {value}")
 
-def backups_from_info(info: Sequence[Mapping[str, Any]]) -> list[Backup]:
-    """Every backup of every stanza in `pgbackrest info --output=json` output."""
+
+def backups_from_info(info: Any) -> list[Backup]:
+    """Every backup of every stanza in `pgbackrest info --output=json` output;
+    ValueError naming the first entry that is not shaped like pgBackRest's."""
+    if not isinstance(info, list):
+        raise ValueError("the catalog must be a JSON list of stanzas, as pgbackrest info prints")
     found = []
-    for stanza in info:
-        for entry in stanza.get("backup") or []:
-            stamp = entry.get("timestamp", {})
-            found.append(
-                Backup(
-                    label=entry["label"],
-                    kind=entry.get("type", "full"),
-                    stopped=datetime.datetime.fromtimestamp(
-                        stamp.get("stop") or stamp.get("start") or 0, tz=datetime.UTC
-                    ),
-                    prior=entry.get("prior"),
-                    failed=bool(entry.get("error")),
-                )
-            )
+    for s, stanza in enumerate(info):
+        if not isinstance(stanza, Mapping):
+            raise ValueError(f"stanza {s} is not an object")
+        entries = stanza.get("backup") or []
+        if not isinstance(entries, list):
+            raise ValueError(f"stanza {s}: backup is not a list")
+        for b, entry in enumerate(entries):
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("label"), str):
+                raise ValueError(f"backup {b} of stanza {s} has no label")
+            found.append(_backup(entry))
     return found
+
+
+def _backup(entry: Mapping[str, Any]) -> Backup:
+    label = entry["label"]
+    stamp = entry.get("timestamp") or {}
+    try:
+        seconds = stamp.get("stop") or stamp.get("start") or 0
+        stopped = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError) as error:
+        raise ValueError(f"timestamp of {label} is not a time in seconds: {error}") from None
+    prior = entry.get("prior")
+    return Backup(
+        label=label,
+        kind=str(entry.get("type", "full")),
+        stopped=stopped,
+        prior=prior if isinstance(prior, str) else None,
+        failed=bool(entry.get("error")),
+    )
 
 
 def zone(policy: Policy) -> ZoneInfo:
@@ -142,11 +173,14 @@ def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -
 
 def _keep_chain(by_label: Mapping[str, Backup], label: str, reasons: dict[str, str]) -> None:
     current = by_label.get(label)
-    while current is not None and current.prior:
+    seen = {label}
+    # A damaged catalog can hold a loop of priors; the walk ends where it closes.
+    while current is not None and current.prior and current.prior not in seen:
         prior = by_label.get(current.prior)
         if prior is None:
             return  # its chain was expired before us; pgBackRest reports that itself
         reasons.setdefault(prior.label, f"needed by {label}")
+        seen.add(prior.label)
         current = prior
 
 

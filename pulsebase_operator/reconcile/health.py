@@ -23,12 +23,17 @@ from pulsebase_operator.kube.client import Kube
 from pulsebase_operator.policy import readiness
 from pulsebase_operator.render import credentials, naming, objectstore, postgres, redis
 
-# Secret keys: (namespace-local Secret name, key) -> value, None when missing.
+# Secret keys: (namespace-local Secret name, key) -> value, None when missing; raises
+# UnreadableSecretError when the value is not text.
 SecretReader = Callable[[str, str], str | None]
 
 MAX_TIMEOUT_SECONDS = 5.0
 # Readings older than this many intervals are reported as unknown, not as current.
 STALE_AFTER_INTERVALS = 3
+
+
+class UnreadableSecretError(Exception):
+    """A Secret key whose value is not UTF-8 text: no client can log in with it."""
 
 
 class Scope(StrEnum):
@@ -78,13 +83,18 @@ def plan(pb: models.PulseBase, *, scope: Scope, secret: SecretReader) -> Plan:
         ("objectStorage", spec.object_storage.mode, _objectstore),
     )
     for component, mode, build in builders:
-        if reachable(component, mode):
-            # A str is the reason the target cannot be built yet (a missing credential).
+        if not reachable(component, mode):
+            continue
+        # A str is the reason the target cannot be built yet (a missing credential);
+        # one unreadable credential skips its own component, not the whole round.
+        try:
             target = build(pb, secret=secret)
-            if isinstance(target, str):
-                skipped[component] = target
-            else:
-                targets[component] = target
+        except UnreadableSecretError as error:
+            target = str(error)
+        if isinstance(target, str):
+            skipped[component] = target
+        else:
+            targets[component] = target
     # The API always runs in the cluster: reachable only when managed ones are probed.
     if reachable("api", models.Mode.MANAGED) and spec.api.replicas > 0:
         targets["api"] = probes.HttpTarget(url=f"http://{naming.api(name)}.{namespace}.svc/readyz")
@@ -105,7 +115,7 @@ def _postgres(pb: models.PulseBase, *, secret: SecretReader) -> probes.PostgresT
             ref = external.username if user is None else external.password
             return _missing(ref.name, ref.key)
         return probes.PostgresTarget(
-            host=external.host,
+            host=external.libpq_host,
             port=external.port,
             database=external.database,
             user=user,
@@ -200,7 +210,13 @@ def secret_reader(kube: Kube, namespace: str) -> SecretReader:
         data = cache[name]
         if not data or key not in data:
             return None
-        return base64.b64decode(data[key]).decode()
+        try:
+            return base64.b64decode(data[key]).decode()
+        except UnicodeDecodeError:
+            # Not chained: the error's repr would carry the secret's bytes into the log.
+            raise UnreadableSecretError(
+                f"Not probed: key {key} of Secret {name} is not UTF-8 text."
+            ) from None
 
     return read
 

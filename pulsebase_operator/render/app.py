@@ -82,7 +82,7 @@ def _database_env(pb: models.PulseBase) -> list[dict[str, Any]]:
         external = spec.external
         assert external is not None  # the model requires it in external mode
         return [
-            pods.plain_env("DATABASE_HOST", external.host),
+            pods.plain_env("DATABASE_HOST", external.libpq_host),
             pods.plain_env("DATABASE_PORT", str(external.port)),
             pods.plain_env("DATABASE_NAME", external.database),
             pods.plain_env("DATABASE_SSLMODE", external.ssl_mode),

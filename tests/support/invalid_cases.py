@@ -47,6 +47,31 @@ def external_s3(endpoint: str) -> dict[str, Any]:
 CREATE_CASES = [
     Case("version-not-semver", spec(version="2.4"), "spec.version", "must be a semantic version"),
     Case("version-leading-v", spec(version="v2.4.1"), "spec.version", "without a leading v"),
+    # Python's $ also matches before a final line break, CEL's does not.
+    Case(
+        "version-trailing-line-break",
+        spec(version="2.4.1\n"),
+        "spec.version",
+        "must be a semantic version",
+    ),
+    Case(
+        "duration-trailing-line-break",
+        spec(backup={"rpo": "15m\n"}),
+        "spec.backup.rpo",
+        "must be a duration",
+    ),
+    Case(
+        "cron-trailing-line-break",
+        spec(backup={"schedules": {"full": "0 1 * * *\n"}}),
+        "spec.backup.schedules.full",
+        "must be a five-field cron expression",
+    ),
+    Case(
+        "storage-size-trailing-line-break",
+        spec(postgres={"storage": {"size": "10Gi\n"}}),
+        "spec.postgres.storage.size",
+        "must be a whole number of bytes",
+    ),
     Case(
         "api-replicas-negative",
         spec(api={"replicas": -1}),
@@ -134,6 +159,20 @@ CREATE_CASES = [
         "managed by the operator",
     ),
     Case(
+        # Patroni writes names into postgresql.conf unquoted: "port " is port, and a
+        # line break would start a setting the operator owns.
+        "postgres-parameter-name-with-space",
+        spec(postgres={"parameters": {"port ": "5433"}}),
+        "spec.postgres.parameters",
+        "must be PostgreSQL setting names",
+    ),
+    Case(
+        "postgres-parameter-name-with-line-break",
+        spec(postgres={"parameters": {"work_mem = 4MB\narchive_command": "/bin/true"}}),
+        "spec.postgres.parameters",
+        "must be PostgreSQL setting names",
+    ),
+    Case(
         "resources-requests-above-limits",
         spec(api={"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}),
         "spec.api.resources.requests.memory",
@@ -164,6 +203,26 @@ CREATE_CASES = [
         "port between 1 and 65535",
     ),
     Case(
+        # The endpoints go into a plain environment variable and into status.
+        "redis-endpoint-with-credentials",
+        spec(
+            redis={"mode": "external", "external": {"endpoints": ["s3cret@cache.example.com:6379"]}}
+        ),
+        "spec.redis.external.endpoints[0]",
+        "must be host:port",
+    ),
+    Case(
+        "redis-endpoint-duplicate",
+        spec(
+            redis={
+                "mode": "external",
+                "external": {"endpoints": ["cache.example.com:6379", "cache.example.com:6379"]},
+            }
+        ),
+        "spec.redis.external.endpoints[1]",
+        "Duplicate value",
+    ),
+    Case(
         "object-storage-endpoint-not-url",
         spec(objectStorage=external_s3("s3.amazonaws.com")),
         "spec.objectStorage.external.endpoint",
@@ -174,6 +233,12 @@ CREATE_CASES = [
         spec(objectStorage=external_s3("https://s3.example.com:99999")),
         "spec.objectStorage.external.endpoint",
         "port must be between 1 and 65535",
+    ),
+    Case(
+        "object-storage-endpoint-without-host",
+        spec(objectStorage=external_s3("https://:9000")),
+        "spec.objectStorage.external.endpoint",
+        "must name a host",
     ),
     Case(
         "object-storage-endpoint-with-credentials",

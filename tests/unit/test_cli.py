@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 CLI = [sys.executable, "-m", "pulsebase_operator.cli"]
@@ -111,3 +112,73 @@ def test_retention_plan_refuses_ambiguous_input() -> None:
     zone = run("retention", "plan", "--time-zone", "Mars/Olympus", stdin=INFO)
     assert zone.returncode == 2
     assert "unknown time zone 'Mars/Olympus'" in zone.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "expected"),
+    [
+        ('{"backup": []}', "a JSON list of stanzas"),
+        ("[1]", "stanza 0 is not an object"),
+        ('[{"backup": "x"}]', "stanza 0: backup is not a list"),
+        ('[{"backup": [{"type": "full"}]}]', "backup 0 of stanza 0 has no label"),
+        ('[{"backup": [{"label": "F", "timestamp": {"stop": "noon"}}]}]', "timestamp of F"),
+        ('[{"backup": [{"label": "F", "timestamp": {"stop": 1e20}}]}]', "timestamp of F"),
+    ],
+)
+def test_retention_plan_names_what_is_wrong_with_a_malformed_catalog(
+    stdin: str, expected: str
+) -> None:
+    done = run("retention", "plan", stdin=stdin)
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--daily", "0"), "daily must be between 1 and 366"),
+        (("--daily", "-3"), "daily must be between 1 and 366"),
+        (("--weekly", "-1"), "weekly must be between 0 and 520"),
+    ],
+)
+def test_retention_plan_refuses_windows_the_spec_refuses(
+    flags: tuple[str, ...], expected: str
+) -> None:
+    # A window of zero days would plan every backup but the newest for expiry.
+    done = run("retention", "plan", *flags, stdin=INFO)
+    assert done.returncode == 2
+    assert expected in done.stderr
+
+
+PULSEBASE = "kind: PulseBase\napiVersion: pulsebase.io/v1alpha1\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"kind: [PulseBase\n", "is not YAML"),
+        (b"\xff\xfe\x00kind: PulseBase\n", "is not YAML"),
+        (b"- kind: PulseBase\n", "document 1 is not a mapping"),
+        (b"---\nkind: ConfigMap\n---\njust text\n", "document 2 is not a mapping"),
+        (PULSEBASE.encode() + b"metadata: null\nspec: {version: 2.4.1}\n", "metadata.name"),
+        (PULSEBASE.encode() + b"metadata: shop\nspec: {version: 2.4.1}\n", "metadata"),
+        (PULSEBASE.encode() + b"metadata: {name: shop}\nspec: latest\n", "spec"),
+    ],
+)
+def test_render_refuses_a_file_it_cannot_read_as_pulsebases(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    done = run("render", "-f", str(bad))
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_render_names_a_file_that_does_not_exist(tmp_path: Path) -> None:
+    done = run("render", "-f", str(tmp_path / "missing.yaml"))
+    assert done.returncode == 2
+    assert "missing.yaml" in done.stderr and "Traceback" not in done.stderr

@@ -22,6 +22,16 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "unknown pull policy": ({"image": {"pullPolicy": "Sometimes"}}, ["/image/pullPolicy"]),
     "misspelt value": ({"replica": 2}, ["'replica' not allowed"]),
     "resources not a map": ({"resources": "small"}, ["/resources", "want object"]),
+    # A selector label among the pod's labels would be written twice, and the pods
+    # would no longer match their Deployment's selector.
+    "pod label that is a selector label": (
+        {"podLabels": {"app.kubernetes.io/name": "other"}},
+        ["/podLabels/app.kubernetes.io~1name"],
+    ),
+    "pod label for the instance": (
+        {"podLabels": {"app.kubernetes.io/instance": "other"}},
+        ["/podLabels/app.kubernetes.io~1instance"],
+    ),
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from pulsebase_operator.api import models
 from pulsebase_operator.policy import readiness
 from pulsebase_operator.policy.readiness import State
@@ -228,6 +230,34 @@ def test_only_the_value_true_pauses() -> None:
     assert readiness.is_paused({"pulsebase.io/paused": "True"})
     assert not readiness.is_paused({"pulsebase.io/paused": "false"})
     assert not readiness.is_paused({})
+
+
+@pytest.mark.parametrize("value", ["yes", "1", " true", "on"])
+def test_a_pause_value_that_does_not_pause_is_named_in_the_suspended_condition(
+    value: str,
+) -> None:
+    # Someone who wrote paused=yes believes the stack is paused; say it is not.
+    body = {
+        "metadata": {
+            "name": "shop",
+            "namespace": "prod",
+            "annotations": {"pulsebase.io/paused": value},
+        },
+        "spec": {"version": "2.4.1"},
+    }
+    verdict = readiness.stack_status(
+        pb=models.PulseBase.from_body(body),
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous={},
+        now=NOW,
+    )
+    suspended = conditions(verdict.status)["Suspended"]
+    assert suspended.status == "False"
+    assert suspended.reason == "PauseValueIgnored"
+    assert f"pulsebase.io/paused is {value!r}" in suspended.message
+    assert "only 'true' pauses" in suspended.message
 
 
 def test_a_failed_pass_after_a_pause_is_no_longer_suspended() -> None:

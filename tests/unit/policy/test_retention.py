@@ -191,3 +191,15 @@ def test_the_promises_hold_for_any_catalog(backups: list[Backup], policy: Policy
     # Idempotent: planning again over what is left expires nothing more.
     again = retention.plan([by_label[k] for k in kept], policy=policy, now=NOW)
     assert all(d.action == "keep" for d in again)
+
+
+def test_a_catalog_whose_chain_loops_is_planned_and_keeps_the_loop() -> None:
+    # Only a damaged catalog has one; the plan must still end.
+    backups = [
+        incr("A", NOW - dt.timedelta(hours=2), prior="B"),
+        incr("B", NOW - dt.timedelta(hours=1), prior="A"),
+    ]
+    assert actions(retention.plan(backups, policy=Policy(), now=NOW)) == {
+        "A": "keep",
+        "B": "keep",
+    }

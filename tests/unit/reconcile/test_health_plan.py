@@ -3,10 +3,13 @@ readings turn into what status shows."""
 
 from __future__ import annotations
 
+import base64
 import datetime
+from typing import cast
 
 from pulsebase_operator import probes
 from pulsebase_operator.api import models
+from pulsebase_operator.kube.client import Kube
 from pulsebase_operator.reconcile import health
 from tests.unit.render.examples import (
     EXTERNAL_OBJECT_STORAGE,
@@ -62,6 +65,26 @@ def test_external_dependencies_are_probed_with_the_credentials_the_spec_names() 
     assert "objectStorage" in plan.targets
     # The API runs in the cluster, which --probes=external does not reach.
     assert "api" not in plan.targets and "api" in plan.skipped
+
+
+def test_an_external_ipv6_database_is_probed_at_the_address_without_brackets() -> None:
+    ipv6 = {**EXTERNAL_POSTGRES, "external": {**EXTERNAL_POSTGRES["external"], "host": "[::1]"}}
+    pb = pulsebase(postgres=ipv6)
+    target = health.plan(pb, scope=health.Scope.EXTERNAL, secret=reader()).targets["postgres"]
+    assert isinstance(target, probes.PostgresTarget)
+    assert target.host == "::1"
+
+
+def test_an_external_redis_at_an_ipv6_address_is_probed_there() -> None:
+    ipv6 = {
+        **EXTERNAL_REDIS,
+        "external": {**EXTERNAL_REDIS["external"], "endpoints": ["[::1]:6379"]},
+    }
+    target = health.plan(
+        pulsebase(redis=ipv6), scope=health.Scope.EXTERNAL, secret=reader()
+    ).targets["redis"]
+    assert isinstance(target, probes.RedisTarget)
+    assert target.endpoints == (("::1", 6379),)
 
 
 def test_managed_dependencies_are_skipped_with_a_reason_under_external_scope() -> None:
@@ -134,3 +157,33 @@ def test_a_stale_reading_is_unknown_rather_than_current() -> None:
 def test_the_timeout_always_ends_a_round_before_the_next() -> None:
     assert health.timeout_for(5) == 2.5
     assert health.timeout_for(3600) == health.MAX_TIMEOUT_SECONDS
+
+
+class SecretsApi:
+    """Answers `get` for Secrets as the API server would: values base64-encoded."""
+
+    def __init__(self, secrets: dict[str, dict[str, bytes]]) -> None:
+        self.secrets = secrets
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict | None:
+        found = self.secrets.get(name)
+        if found is None:
+            return None
+        return {"data": {k: base64.b64encode(v).decode() for k, v in found.items()}}
+
+
+def test_a_credential_that_is_not_text_names_its_key_and_the_others_are_still_probed() -> None:
+    # Secret data is bytes; a key that is not UTF-8 must not end the whole round.
+    api = SecretsApi(
+        {
+            "rds": {"user": b"shop", "pass": b"pw"},
+            "elasticache": {"token": b"t"},
+            "aws": {"id": b"AKIAEXAMPLE", "secret": b"\xff\xfe-not-text"},
+        }
+    )
+    read = health.secret_reader(cast(Kube, api), "prod")
+    plan = health.plan(external_stack(), scope=health.Scope.EXTERNAL, secret=read)
+    assert set(plan.targets) == {"postgres", "redis"}
+    assert plan.skipped["objectStorage"] == (
+        "Not probed: key secret of Secret aws is not UTF-8 text."
+    )

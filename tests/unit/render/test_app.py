@@ -137,6 +137,16 @@ def test_external_dependencies_use_the_users_endpoints_and_secrets() -> None:
     assert "PULSEBASE_CDN_URL" not in variables
 
 
+def test_an_external_ipv6_database_host_is_given_to_libpq_without_brackets() -> None:
+    # The spec takes an IPv6 address as [2001:db8::5]; libpq's host takes no brackets.
+    ipv6 = {
+        **EXTERNAL_POSTGRES,
+        "external": {**EXTERNAL_POSTGRES["external"], "host": "[2001:db8::5]"},
+    }
+    variables = env(deployment(pulsebase(postgres=ipv6)))
+    assert value(variables["DATABASE_HOST"]) == "2001:db8::5"
+
+
 def test_external_redis_without_a_password_sets_none() -> None:
     no_password = {**EXTERNAL_REDIS, "external": {"endpoints": ["cache:6379"], "tls": False}}
     variables = env(deployment(pulsebase(redis=no_password)))
