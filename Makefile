@@ -66,8 +66,12 @@ lock: venv ## regenerate requirements/*.lock (with hashes) at the versions in co
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -c constraints.txt \
 	  --no-emit-find-links -o requirements/build.lock requirements/build.in
 
+.PHONY: test-deps
+test-deps: ## install the Debian packages the tests run (only those missing; needs root then)
+	hack/install-test-deps.sh
+
 .PHONY: test
-test: venv tools wheelhouse ## unit and end-to-end tests (starts and stops what they need)
+test: test-deps venv tools wheelhouse ## unit, integration and end-to-end tests (starts and stops what they need)
 	PULSEBASE_BIN_DIR=$(BIN) PULSEBASE_WHEELHOUSE=$(WHEELHOUSE) $(VENV)/bin/pytest tests
 
 .PHONY: lint
