@@ -433,16 +433,16 @@ def start_replica(primary: Postgres, *, name: str = "replica1") -> Postgres:
 def pgvector_bindir() -> Path | None:
     """PostgreSQL binaries whose server has pgvector: PULSEBASE_PGVECTOR_BINDIR, else the
     ones inside the pgserver wheel (PostgreSQL 16.2 with pgvector 0.6.2 built in)."""
-    override = os.environ.get(PGVECTOR_BIN_ENV)
-    if override:
-        return Path(override)
+    candidates = [Path(os.environ[PGVECTOR_BIN_ENV])] if os.environ.get(PGVECTOR_BIN_ENV) else []
     # Found, not imported: importing pgserver would pull in psutil for nothing.
     spec = importlib.util.find_spec("pgserver")
-    if spec is None or spec.origin is None:
-        return None
-    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    if spec is not None and spec.origin is not None:
+        candidates.append(Path(spec.origin).parent / "pginstall" / "bin")
     tools = ("postgres", "initdb", "pg_dump", "pg_restore")
-    return bindir if all((bindir / tool).is_file() for tool in tools) else None
+    for bindir in candidates:
+        if all((bindir / tool).is_file() for tool in tools):
+            return bindir
+    return None
 
 
 @dataclass
@@ -797,9 +797,9 @@ def _require(found: object, what: str, *, install: str) -> None:
 
 _PG_INSTALL = "Debian package postgresql-15 (hack/install-test-deps.sh installs it)"
 _PGVECTOR_INSTALL = (
-    "pip install pgserver==0.1.4 (in the test extras; its wheels exist for manylinux"
-    " x86_64 and a few other platforms), or point PULSEBASE_PGVECTOR_BINDIR at the"
-    " binaries of a PostgreSQL with pgvector"
+    "pip install pgserver==0.1.4 (in the test extras; known to work from its manylinux"
+    " x86_64 wheel), or point PULSEBASE_PGVECTOR_BINDIR at the binaries of a PostgreSQL"
+    " with pgvector"
 )
 _REDIS_INSTALL = "Debian package redis-server (hack/install-test-deps.sh installs it)"
 _MOTO_INSTALL = "pip install 'moto[server]' (in the test extras)"
