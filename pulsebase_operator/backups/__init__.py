@@ -1,7 +1,8 @@
-"""Physical backups: the only code that runs pgBackRest.
+"""Backups: the only code that runs pgBackRest, and the logical dump and index check of
+the tables that hold embeddings (vectors).
 
-I/O, beside the probes: it runs a program against PostgreSQL and the backups bucket and
-reports what happened. What to keep is the retention policy's decision (policy), what
+I/O, beside the probes: it runs programs and queries against PostgreSQL and the backups
+bucket and reports what happened. What to keep is the retention policy's decision (policy), what
 to run where is the renderer's (render); this package only carries them out.
 """
 
@@ -16,15 +17,25 @@ from pulsebase_operator.backups.pgbackrest import (
     restore,
     stanza_create,
 )
+from pulsebase_operator.backups.vectors import (
+    IndexCheck,
+    check_vector_indexes,
+    dump_vector_tables,
+    vector_tables,
+)
 
 __all__ = [
     "BackupError",
     "BackupKind",
+    "IndexCheck",
     "Stanza",
     "apply_retention",
     "backup",
+    "check_vector_indexes",
+    "dump_vector_tables",
     "expire",
     "info",
     "restore",
     "stanza_create",
+    "vector_tables",
 ]

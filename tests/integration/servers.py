@@ -11,6 +11,7 @@ tests/conftest.py registers this module as a plugin, so any test can ask for the
     postgres_pair         per run: a primary with pg_stat_statements and one streaming
                           replica (PostgresPair: .primary, .replica)
     postgres_server       per test: a lone primary to stop or freeze
+    pgvector_server       per run: PostgreSQL 16 with pgvector, from the pgserver wheel
     redis_node            per run: one Redis with a password (.password)
     redis_cluster         per run: six nodes, three primaries with a replica each
     redis_cluster_fresh   per test: the same six-node layout, to break
@@ -18,7 +19,8 @@ tests/conftest.py registers this module as a plugin, so any test can ask for the
     s3_server_fresh       per test: another one, to stop and start again
     http_server           per run: /ok (200), /down (503), /slow and /drip (hang)
 
-The same servers without pytest: `start_postgres()` and `start_replica(primary)` (then
+The same servers without pytest: `start_postgres()` (`bindir=pgvector_bindir()` and
+`preload=""` for the pgvector one) and `start_replica(primary)` (then
 `.remove()`), `RedisNode.start(root=...)`, `start_redis_cluster()`, `MotoServer.start()`
 (then `.remove()`) and `HttpServer()`, each with `.stop()`.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import importlib.util
 import os
 import pwd
 import shutil
@@ -52,6 +55,7 @@ from pulsebase_operator.probes import ObjectStoreTarget, PostgresTarget, RedisTa
 from tests.support.localcluster import free_port, pid_alive
 
 PG_BIN_ENV = "PULSEBASE_PG_BINDIR"
+PGVECTOR_BIN_ENV = "PULSEBASE_PGVECTOR_BINDIR"
 PG_SUPERUSER_PASSWORD = "postgres-superuser-secret"
 PROBE_USER = "probe"
 PROBE_PASSWORD = "probe-user-secret-42"
@@ -216,6 +220,8 @@ class Postgres:
     root: Path
     port: int
     user: str | None
+    # What the server preloads: pgserver's build has no pg_stat_statements, so none there.
+    preload: str = "pg_stat_statements"
     process: Process | None = None
 
     @property
@@ -272,7 +278,7 @@ class Postgres:
             "listen_addresses=127.0.0.1",
             "unix_socket_directories=",  # TCP only: no socket folder to own
             f"cluster_name={self.name}",
-            "shared_preload_libraries=pg_stat_statements",
+            f"shared_preload_libraries={self.preload}",
             "max_connections=20",
             "shared_buffers=16MB",
             "fsync=off",  # a test server: speed over durability
@@ -323,16 +329,22 @@ def _run_as(user: str | None, args: Sequence[str], *, env: dict[str, str] | None
 
 
 def start_postgres(
-    *, name: str = "primary", bindir: Path | None = None, settings: Sequence[str] = ()
+    *,
+    name: str = "primary",
+    bindir: Path | None = None,
+    settings: Sequence[str] = (),
+    preload: str = "pg_stat_statements",
 ) -> Postgres:
-    """initdb and start a primary with pg_stat_statements and a pg_monitor user `probe`;
-    `settings` are more `name=value` options, and a later one wins over an earlier."""
+    """initdb and start a primary with pg_stat_statements (when preloaded) and a pg_monitor
+    user `probe`; `settings` are more `name=value` options, and a later one wins."""
     bindir = bindir or postgres_bindir()
     if bindir is None:
         raise ServerError("no PostgreSQL server binaries")
     user = postgres_user()
     root = _owned_tempdir("pulsebase-pg-", user)
-    server = Postgres(name=name, bindir=bindir, root=root, port=free_port(), user=user)
+    server = Postgres(
+        name=name, bindir=bindir, root=root, port=free_port(), user=user, preload=preload
+    )
     try:
         password_file = root / "superuser-password"
         password_file.write_text(PG_SUPERUSER_PASSWORD + "\n")
@@ -355,7 +367,8 @@ def start_postgres(
             ],
         )
         server.start(*settings)
-        server.execute("CREATE EXTENSION pg_stat_statements")
+        if "pg_stat_statements" in preload:
+            server.execute("CREATE EXTENSION pg_stat_statements")
         server.execute(
             f"CREATE ROLE {PROBE_USER} LOGIN PASSWORD '{PROBE_PASSWORD}' IN ROLE pg_monitor"
         )
@@ -371,7 +384,12 @@ def start_replica(primary: Postgres, *, name: str = "replica1") -> Postgres:
     """A streaming replica of `primary`, cloned with pg_basebackup -R."""
     root = _owned_tempdir("pulsebase-pg-", primary.user)
     replica = Postgres(
-        name=name, bindir=primary.bindir, root=root, port=free_port(), user=primary.user
+        name=name,
+        bindir=primary.bindir,
+        root=root,
+        port=free_port(),
+        user=primary.user,
+        preload=primary.preload,
     )
     try:
         _run_as(
@@ -410,6 +428,21 @@ def start_replica(primary: Postgres, *, name: str = "replica1") -> Postgres:
         replica.remove()
         raise
     return replica
+
+
+def pgvector_bindir() -> Path | None:
+    """PostgreSQL binaries whose server has pgvector: PULSEBASE_PGVECTOR_BINDIR, else the
+    ones inside the pgserver wheel (PostgreSQL 16.2 with pgvector 0.6.2 built in)."""
+    candidates = [Path(os.environ[PGVECTOR_BIN_ENV])] if os.environ.get(PGVECTOR_BIN_ENV) else []
+    # Found, not imported: importing pgserver would pull in psutil for nothing.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.origin is not None:
+        candidates.append(Path(spec.origin).parent / "pginstall" / "bin")
+    tools = ("postgres", "initdb", "pg_dump", "pg_restore")
+    for bindir in candidates:
+        if all((bindir / tool).is_file() for tool in tools):
+            return bindir
+    return None
 
 
 @dataclass
@@ -763,6 +796,11 @@ def _require(found: object, what: str, *, install: str) -> None:
 
 
 _PG_INSTALL = "Debian package postgresql-15 (hack/install-test-deps.sh installs it)"
+_PGVECTOR_INSTALL = (
+    "pip install pgserver==0.1.4 (in the test extras; known to work from its manylinux"
+    " x86_64 wheel), or point PULSEBASE_PGVECTOR_BINDIR at the binaries of a PostgreSQL"
+    " with pgvector"
+)
 _REDIS_INSTALL = "Debian package redis-server (hack/install-test-deps.sh installs it)"
 _MOTO_INSTALL = "pip install 'moto[server]' (in the test extras)"
 
@@ -794,6 +832,16 @@ def postgres_pair() -> Iterator[PostgresPair]:
 def postgres_server() -> Iterator[Postgres]:
     _require(postgres_bindir(), "the PostgreSQL server", install=_PG_INSTALL)
     server = _started(lambda: start_postgres(name="lone"))
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[Postgres]:
+    _require(pgvector_bindir(), "a PostgreSQL with pgvector", install=_PGVECTOR_INSTALL)
+    server = _started(lambda: start_postgres(name="vectors", bindir=pgvector_bindir(), preload=""))
     try:
         yield server
     finally:
