@@ -137,6 +137,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     handlers.OPTIONS.resync_seconds = args.resync_seconds
     handlers.OPTIONS.probe_scope = ProbeScope(args.probes)
     namespaces = args.namespace or []
+    # kopf lists cluster-wide without --namespace; with only namespaced Roles (the chart's
+    # watchNamespaces) every list would be refused and kopf would stop with a traceback.
+    if not namespaces and not handlers.OPTIONS.kube.may(
+        verb="list", group=models.GROUP, resource=models.PLURAL
+    ):
+        print(
+            f"error: this identity may not list {models.PLURAL} in all namespaces; pass "
+            "--namespace NS for each namespace it may watch",
+            file=sys.stderr,
+        )
+        return 2
 
     stop, lost = threading.Event(), threading.Event()
     election = None

@@ -228,6 +228,23 @@ class Kube:
         except (HTTPError, OSError) as error:
             raise TemporaryError(step, str(error)) from error
 
+    def may(self, *, verb: str, group: str, resource: str, namespace: str | None = None) -> bool:
+        """Whether this identity may do `verb` on `resource`, by asking the API server
+        (a SelfSubjectAccessReview, which every authenticated user may create)."""
+        attributes = {"verb": verb, "group": group, "resource": resource}
+        if namespace is not None:
+            attributes["namespace"] = namespace
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        resource_api = self._resource("authorization.k8s.io/v1", "SelfSubjectAccessReview")
+        answer = self._call(
+            f"ask whether it may {verb} {resource}", resource_api.create, body=review
+        )
+        return bool(_plain(answer).get("status", {}).get("allowed"))
+
     def serves(self, api_version: str, plural: str) -> bool:
         """Whether the API server serves this resource (an answer at most a few minutes old)."""
         return self._discovery.serves(api_version, plural)

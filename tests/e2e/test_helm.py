@@ -394,3 +394,17 @@ def test_a_field_added_to_the_crd_is_served_after_the_documented_upgrade(
             control_plane.kubectl("delete", "pb", name, "-n", namespace, "--ignore-not-found")
         # Back to the CRD every other test expects.
         kubectl(control_plane, "apply", "--server-side", "--force-conflicts", "-f", "crds/")
+
+
+def test_a_namespaced_install_run_without_namespace_flags_says_what_to_pass(
+    control_plane: LocalCluster, chart_kubeconfig: Path, tmp_path: Path
+) -> None:
+    # The chart here watches one namespace: its identity may not list PulseBases everywhere.
+    alone = Operator(control_plane, tmp_path / "operator.log", kubeconfig=chart_kubeconfig)
+    alone.start()
+    assert alone.process is not None
+    assert alone.process.wait(timeout=60) == 2
+    output = "\n".join(alone.log_lines())
+    assert "may not list pulsebases in all namespaces" in output
+    assert "--namespace NS" in output
+    assert "Traceback" not in output
