@@ -103,6 +103,9 @@ def bench_reconcile(count: int, resync: float, settle_passes: int) -> None:
                 str(cluster.operator_kubeconfig),
                 "--resync-seconds",
                 str(resync),
+                # As in make dev: KWOK runs no containers, so nothing managed answers.
+                "--probes",
+                "external",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
