@@ -238,7 +238,8 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
             time.monotonic() - started
         )
         metrics.WRITES.inc(outcome.writes)
-        level = logging.INFO if outcome.changes else logging.DEBUG
+        # A pass that changed something, or the phase, says so at info; the rest at debug.
+        level = logging.INFO if outcome.changes or outcome.phase_changed else logging.DEBUG
         log.log(
             level,
             "pass complete",

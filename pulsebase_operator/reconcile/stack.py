@@ -48,6 +48,7 @@ class Outcome:
     writes: int = 0
     changes: list[str] = field(default_factory=list)
     health: dict[str, Any] = field(default_factory=dict)  # status.health as written
+    phase_changed: bool = False
 
 
 def utcnow() -> str:
@@ -189,6 +190,7 @@ def reconcile(
         writes=writes,
         changes=changes,
         health=dict(status.get("health") or {}),
+        phase_changed=previous.get("phase") != status["phase"],
     )
 
 
