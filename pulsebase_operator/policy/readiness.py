@@ -102,7 +102,9 @@ def _assess_job(label: str, live: Mapping[str, Any]) -> Assessment:
 def _assess_replicas(label: str, live: Mapping[str, Any]) -> Assessment:
     want = live.get("spec", {}).get("replicas", 1)
     status = live.get("status", {})
-    ready = status.get("readyReplicas", 0)
+    # Available, not merely ready: a pod counts once it has been ready for the workload's
+    # minReadySeconds, as a rolling update counts it (an absent field is zero).
+    ready = min(status.get("readyReplicas", 0), status.get("availableReplicas", 0))
     updated = status.get("updatedReplicas", 0)
     counts = {"replicas": want, "ready_replicas": ready}
 

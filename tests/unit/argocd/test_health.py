@@ -72,6 +72,7 @@ def rolled_out(obj: Mapping[str, Any], *, generation: int = 1) -> dict[str, Any]
             "observedGeneration": generation,
             "replicas": want,
             "readyReplicas": want,
+            "availableReplicas": want,
             "updatedReplicas": want,
         },
     }
@@ -161,6 +162,7 @@ def test_a_stack_waiting_for_one_component_is_progressing_and_says_which() -> No
     body = applied()
     live = workloads(body)
     live[("StatefulSet", "shop-postgres")]["status"]["readyReplicas"] = 1
+    live[("StatefulSet", "shop-postgres")]["status"]["availableReplicas"] = 1
     obj = observed(body, live)
 
     assert assess(obj) == Health(

@@ -24,6 +24,7 @@ def statefulset(
         "spec": {"replicas": want},
         "status": {
             "readyReplicas": ready,
+            "availableReplicas": ready,
             "updatedReplicas": want if updated is None else updated,
             "observedGeneration": observed,
         },
@@ -435,3 +436,12 @@ def test_alert_rules_disabled_in_the_spec() -> None:
     )
     cond = conditions(alert_rules(disabled, unserved=[RULE_KIND]).status)["AlertRulesApplied"]
     assert (cond.status, cond.reason) == ("False", "Disabled")
+
+
+def test_pods_ready_but_not_yet_available_are_not_counted() -> None:
+    live = statefulset(ready=3)
+    live["status"]["availableReplicas"] = 1  # ready for less than minReadySeconds
+    result = readiness.assess(PG, live)
+    assert result.state is State.PROGRESSING and "1/3" in result.message
+    live["status"]["availableReplicas"] = 3
+    assert readiness.assess(PG, live).state is State.READY
