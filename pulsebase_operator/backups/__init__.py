@@ -6,8 +6,8 @@ bucket and reports what happened. What to keep is the retention policy's decisio
 to run where is the renderer's (render); this package only carries them out.
 """
 
+from pulsebase_operator.backups.errors import BackupError
 from pulsebase_operator.backups.pgbackrest import (
-    BackupError,
     BackupKind,
     Stanza,
     apply_retention,

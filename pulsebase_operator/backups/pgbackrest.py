@@ -29,13 +29,13 @@ import json
 import os
 import pwd
 import re
-import signal
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pulsebase_operator.backups import process
+from pulsebase_operator.backups.errors import BackupError
 from pulsebase_operator.policy import retention
 
 BackupKind = Literal["full", "incr", "diff"]
@@ -49,7 +49,6 @@ INFO_TIMEOUT = 120.0
 EXPIRE_TIMEOUT = 600.0
 RESTORE_TIMEOUT = 6 * 3600.0
 # After SIGTERM, how long pgBackRest has to release its locks before SIGKILL.
-STOP_GRACE = 10.0
 
 MASK = "***"
 MAX_REASON = 500
@@ -61,16 +60,6 @@ _SECRET_OPTION = re.compile(
 )
 # After pgBackRest's time stamp and process number: "ERROR: [055]: unable to ...".
 _ERROR_LINE = re.compile(r"\bERROR: \[\d+\]:.*$", re.MULTILINE)
-
-
-class BackupError(RuntimeError):
-    """A pgBackRest step failed; `step` says which, `reason` says why (secrets masked)."""
-
-    def __init__(self, *, step: str, reason: str, timed_out: bool = False) -> None:
-        super().__init__(f"{step} failed: {reason}")
-        self.step = step
-        self.reason = reason
-        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -230,48 +219,22 @@ def _run(
         **{k: v for k, v in os.environ.items() if k.startswith("PGBACKREST_")},
         **stanza.env,
     }
-    try:
-        process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            user=stanza.run_as,
-            group=_gid(stanza.run_as) if stanza.run_as else None,
-            # Its own process group, so that a deadline stops pgBackRest's workers too.
-            start_new_session=True,
-            cwd="/",
-        )
-    except OSError as error:
-        raise BackupError(step=step, reason=f"cannot run pgbackrest: {error.strerror}") from None
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop_group(process)
-        raise BackupError(
-            step=step, reason=f"no answer within {timeout:g} s; stopped", timed_out=True
-        ) from None
-    if process.returncode != 0:
+    done = process.run(
+        args,
+        step=step,
+        env=env,
+        timeout=timeout,
+        user=stanza.run_as,
+        group=_gid(stanza.run_as) if stanza.run_as else None,
+    )
+    if done.returncode != 0:
         raise BackupError(
             step=step,
-            reason=_reason(out, err, returncode=process.returncode, secrets=_secrets(stanza)),
+            reason=_reason(
+                done.out, done.err, returncode=done.returncode, secrets=_secrets(stanza)
+            ),
         )
-    return out
-
-
-def _stop_group(process: subprocess.Popen[str]) -> None:
-    for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, STOP_GRACE)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.communicate(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    return done.out
 
 
 def _reason(out: str, err: str, *, returncode: int, secrets: Iterable[str]) -> str:

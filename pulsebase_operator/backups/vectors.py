@@ -29,8 +29,6 @@ import dataclasses
 import math
 import os
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -39,7 +37,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pulsebase_operator.backups.pgbackrest import MASK, STOP_GRACE, BackupError, scrub
+from pulsebase_operator.backups import process
+from pulsebase_operator.backups.errors import BackupError
+from pulsebase_operator.backups.pgbackrest import MASK, scrub
 
 Table = tuple[str, str]  # (schema, table)
 
@@ -420,47 +420,14 @@ def _run_dump(
     args: list[str], *, env: dict[str, str], timeout: float, conn_params: Mapping[str, Any]
 ) -> None:
     step = "dump vector tables"
-    try:
-        process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            # Its own process group, so that the deadline stops it and anything it started.
-            start_new_session=True,
-            cwd="/",
-        )
-    except OSError as error:
-        raise BackupError(step=step, reason=f"cannot run {args[0]}: {error.strerror}") from None
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop_group(process)
-        raise BackupError(
-            step=step, reason=f"no answer within {timeout:g} s; stopped", timed_out=True
-        ) from None
-    if process.returncode != 0:
-        text = f"{err}\n{out}"
+    done = process.run(args, step=step, env=env, timeout=timeout)
+    if done.returncode != 0:
+        text = f"{done.err}\n{done.out}"
         errors = [line.strip() for line in _DUMP_ERROR.findall(text)]
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         reason = " ".join(errors) or (lines[-1] if lines else "")
-        reason = reason or f"pg_dump exited with {process.returncode}"
+        reason = reason or f"pg_dump exited with {done.returncode}"
         raise BackupError(step=step, reason=_mask(reason, conn_params))
-
-
-def _stop_group(process: subprocess.Popen[str]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.communicate(timeout=STOP_GRACE)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _libpq_env(conn_params: Mapping[str, Any]) -> dict[str, str]:
