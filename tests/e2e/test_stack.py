@@ -13,6 +13,7 @@ from tests.e2e.conftest import (
     GROUP,
     OPERATOR_USER,
     PLURAL,
+    RESYNC_SECONDS,
     VERSION,
     Operator,
     apply,
@@ -507,9 +508,11 @@ def test_a_deleted_database_secret_is_not_regenerated_over_existing_data(
     kept = core.read_namespaced_secret("shop-postgres-app", namespace)
     core.delete_namespaced_secret("shop-postgres-app", namespace)
 
+    # The operator does not watch Secrets (it holds no watch on them), so the next
+    # resync pass is the one that notices.
     pb = wait_for(
         lambda: (p := get_pb(api_client, namespace, "shop"))["status"]["phase"] == "Degraded" and p,
-        timeout=15,
+        timeout=RESYNC_SECONDS + 15,
         what="Degraded",
     )
     assert (
