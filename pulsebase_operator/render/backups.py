@@ -58,7 +58,7 @@ def backup_objects(pb: models.PulseBase) -> list[Object]:
         config_map(pb),
         _service_account(pb),
         _role(pb),
-        _role_binding(pb),
+        objects.role_binding(pb, naming.backup_account(pb.metadata.name), COMPONENT),
         cron_job(pb, kind="full"),
         cron_job(pb, kind="incr"),
     ]
@@ -239,15 +239,4 @@ def _role(pb: models.PulseBase) -> Object:
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
             {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
         ],
-    }
-
-
-def _role_binding(pb: models.PulseBase) -> Object:
-    name = naming.backup_account(pb.metadata.name)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": objects.metadata(pb, name, COMPONENT),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": pb.metadata.namespace}],
     }

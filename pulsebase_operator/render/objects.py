@@ -64,6 +64,17 @@ def config_map(pb: models.PulseBase, name: str, component: str, *, data: dict[st
     }
 
 
+def role_binding(pb: models.PulseBase, name: str, component: str) -> Object:
+    """Binds the Role NAME to the ServiceAccount NAME, both in the PulseBase's namespace."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata(pb, name, component),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": pb.metadata.namespace}],
+    }
+
+
 def service(
     pb: models.PulseBase,
     name: str,

@@ -90,7 +90,7 @@ def render(pb: models.PulseBase) -> Part:
     children: list[Object] = [
         _service_account(pb),
         _role(pb),
-        _role_binding(pb),
+        objects.role_binding(pb, naming.postgres(pb.metadata.name), COMPONENT),
         config,
         _headless_service(pb),
         _role_service(pb, naming.postgres_primary(name), PRIMARY),
@@ -247,17 +247,6 @@ def _role(pb: models.PulseBase) -> Object:
                 "verbs": ["get", "list", "patch", "update", "watch"],
             },
         ],
-    }
-
-
-def _role_binding(pb: models.PulseBase) -> Object:
-    name = naming.postgres(pb.metadata.name)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": objects.metadata(pb, name, COMPONENT),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": pb.metadata.namespace}],
     }
 
 

@@ -66,6 +66,17 @@ S3_REGION = "us-east-1"
 CLUSTER_NODE_TIMEOUT_MS = 1000
 
 
+def poll(read: Callable[[], Any], until: Callable[[Any], bool], *, within: float = 20) -> Any:
+    """Read until `until` holds or `within` seconds pass; assert it holds at the end."""
+    deadline = time.monotonic() + within
+    reading = read()
+    while not until(reading) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        reading = read()
+    assert until(reading), reading
+    return reading
+
+
 class ServerError(RuntimeError):
     """A server did not start or did not become ready."""
 

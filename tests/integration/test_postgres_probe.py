@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from pulsebase_operator.probes import PostgresTarget, Reading, postgres
-from tests.integration.servers import PROBE_PASSWORD, Postgres, PostgresPair, wait_until
+from tests.integration.servers import PROBE_PASSWORD, Postgres, PostgresPair, poll, wait_until
 
 TIMEOUT = 2.0
 
 
 def probe(target: PostgresTarget, previous: Reading | None = None) -> Reading:
     return postgres.probe(target, timeout=TIMEOUT, previous=previous)
-
-
-def poll(
-    read: Callable[[], Reading], until: Callable[[Reading], bool], *, within: float = 15
-) -> Reading:
-    deadline = time.monotonic() + within
-    reading = read()
-    while not until(reading) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        reading = read()
-    assert until(reading), reading
-    return reading
 
 
 @pytest.fixture

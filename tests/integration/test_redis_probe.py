@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from pulsebase_operator.probes import Reading, RedisTarget, redis
-from tests.integration.servers import REDIS_PASSWORD, RedisCluster, RedisNode, free_port
+from tests.integration.servers import REDIS_PASSWORD, RedisCluster, RedisNode, free_port, poll
 
 TIMEOUT = 1.0
 MIB = 2**20
@@ -16,18 +16,6 @@ MIB = 2**20
 
 def probe(target: RedisTarget, previous: Reading | None = None) -> Reading:
     return redis.probe(target, timeout=TIMEOUT, previous=previous)
-
-
-def poll(
-    read: Callable[[], Reading], until: Callable[[Reading], bool], *, within: float = 20
-) -> Reading:
-    deadline = time.monotonic() + within
-    reading = read()
-    while not until(reading) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        reading = read()
-    assert until(reading), reading
-    return reading
 
 
 @pytest.fixture
