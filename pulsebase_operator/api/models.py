@@ -11,7 +11,10 @@ every rejected manifest through both.
 
 from __future__ import annotations
 
+import datetime
+import itertools
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -91,6 +94,22 @@ REDIS_ENDPOINT_PATTERN = r"^([a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?|\[[0-9a-fA-
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
+# schema.table with unquoted PostgreSQL identifiers, as the drill's query writes them.
+MARKER_TABLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$"
+# RFC 3339 with an explicit offset. "-00:00" means "offset unknown" in RFC 3339, and a
+# time without an offset would be read in some zone or other: both are ambiguous.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:"
+    r"[0-5][0-9](\.[0-9]{1,9})?(Z|[+]([01][0-9]|2[0-3]):[0-5][0-9]"
+    r"|-((0[1-9]|1[0-9]|2[0-3]):[0-5][0-9]|00:([0-5][1-9]|[1-5]0)))$"
+)
+TARGET_TIME_MESSAGE = (
+    "must be an RFC 3339 time with an explicit offset, such as 2026-12-01T09:30:00Z or "
+    "2026-12-01T10:30:00+01:00 (-00:00, which means an unknown offset, is refused)"
+)
+# Backups and drills more often than this would overlap on a database of any size, and
+# WAL archiving already covers the time between them.
+MIN_SCHEDULE_MINUTES = 15
 
 # PostgreSQL settings the operator owns: a user value would break replication,
 # archiving or the connection from the API.
@@ -286,6 +305,49 @@ class Between:
 Cron = Annotated[
     str, Field(max_length=100, json_schema_extra={FORMAT_KEY: "cron"}), _checked("cron")
 ]
+
+
+def _minute_sets(expression: str) -> tuple[list[int], list[int]]:
+    """The minutes and hours a five-field cron expression names (already shape-checked)."""
+
+    def expand(field: str, low: int, high: int) -> list[int]:
+        values: set[int] = set()
+        for item in field.split(","):
+            body, _, step_text = item.partition("/")
+            step = int(step_text) if step_text else 1
+            if body == "*":
+                first, last = low, high
+            else:
+                first_text, _, last_text = body.partition("-")
+                first = int(first_text)
+                last = int(last_text) if last_text else (high if step_text else first)
+            values.update(range(first, last + 1, step))
+        return sorted(v for v in values if low <= v <= high)
+
+    minute, hour = expression.split(" ")[:2]
+    return expand(minute, 0, 59), expand(hour, 0, 23)
+
+
+def shortest_interval_minutes(expression: str) -> int:
+    """The shortest time between two runs of a cron expression, in minutes, over any
+    two days that both run; days only ever remove runs, so no gap can be shorter."""
+    minutes, hours = _minute_sets(expression)
+    runs = sorted(day * 1440 + h * 60 + m for day in (0, 1) for h in hours for m in minutes)
+    return min((b - a for a, b in itertools.pairwise(runs)), default=1440)
+
+
+def _not_too_often(value: str) -> str:
+    every = shortest_interval_minutes(value)
+    if every < MIN_SCHEDULE_MINUTES:
+        raise ValueError(
+            f"runs as often as every {every} minute{'s' if every != 1 else ''}; backup and "
+            f"drill schedules need at least {MIN_SCHEDULE_MINUTES} minutes between runs"
+        )
+    return value
+
+
+# A backup or drill schedule: a cron expression whose runs are far enough apart.
+Schedule = Annotated[Cron, AfterValidator(_not_too_often)]
 Version = Annotated[
     str, Field(max_length=64, json_schema_extra={FORMAT_KEY: "semver"}), _checked("semver")
 ]
@@ -295,7 +357,26 @@ SecretName = Annotated[
 ]
 SecretKey = Annotated[str, StringConstraints(pattern=SECRET_KEY_PATTERN, max_length=253)]
 Percent = Annotated[str, StringConstraints(pattern=PERCENT_PATTERN, max_length=16)]
-TimeZone = Annotated[str, StringConstraints(pattern=TIME_ZONE_PATTERN, max_length=64)]
+
+
+def _known_time_zone(value: str) -> str:
+    # The CRD checks the shape; only the zone database knows the names. CronJob would
+    # refuse an unknown zone too, but as a failed apply far from the field.
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not a time zone the IANA database knows; use a name such as "
+            "UTC or Europe/Berlin"
+        ) from None
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    StringConstraints(pattern=TIME_ZONE_PATTERN, max_length=64),
+    AfterValidator(_known_time_zone),
+]
 
 
 class Model(BaseModel):
@@ -905,9 +986,9 @@ class CdnSpec(Model):
 class BackupSchedules(Model):
     """When each kind of backup runs, as five-field cron expressions."""
 
-    full: Cron = Field("0 1 * * *", description="Full physical backup (cron, 5 fields).")
-    incremental: Cron = Field("30 * * * *", description="Incremental physical backup.")
-    vector_tables: Cron = Field(
+    full: Schedule = Field("0 1 * * *", description="Full physical backup (cron, 5 fields).")
+    incremental: Schedule = Field("30 * * * *", description="Incremental physical backup.")
+    vector_tables: Schedule = Field(
         "0 3 * * *", description="Logical dump of every table with a vector column."
     )
 
@@ -920,17 +1001,27 @@ class Retention(Model):
 
 
 class Drill(Model):
-    """Scheduled restore drills that prove the backups restore within the objectives."""
+    """Scheduled restore drills: the latest backup restored into a scratch instance and
+    checked, with the recovery time and point measured."""
 
     enabled: bool = Field(True, description="Run scheduled restore drills.")
-    schedule: Cron = Field("0 5 * * 0", description="When drills run (cron, 5 fields).")
+    schedule: Schedule = Field("0 5 * * 0", description="When drills run (cron, 5 fields).")
+    marker_table: str | None = Field(
+        None,
+        pattern=MARKER_TABLE_PATTERN,
+        max_length=127,
+        description="A table, as schema.table, that must exist and hold rows in the "
+        "restored copy; its row count is reported.",
+    )
+    max_age: Annotated[Duration, Between("1h", "2160h")] = Field(
+        "192h",
+        description="Alert when no drill has succeeded for this long (default: a week "
+        "and a day, for the weekly default schedule).",
+    )
 
 
 class BackupSpec(Model):
-    """Backups, retention and recovery objectives.
-
-    Accepted and validated; the operator does not act on it yet.
-    """
+    """Backups, retention and recovery objectives."""
 
     enabled: bool = Field(True, description="Take scheduled backups.")
     schedules: BackupSchedules = Field(default_factory=BackupSchedules)
@@ -953,47 +1044,43 @@ class RecoverySource(Model):
     pulse_base: str = Field(
         pattern=NAME_PATTERN,
         max_length=NAME_MAX_LENGTH,
-        description="Name of the PulseBase (same namespace) whose backups to restore.",
+        description="Name of the PulseBase (same namespace) whose backups to restore. "
+        "Only read: the restore never writes to its repository or its database.",
     )
+
+
+def _unambiguous_time(value: str) -> str:
+    if not re.fullmatch(RFC3339_PATTERN, value):
+        raise ValueError(TARGET_TIME_MESSAGE)
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(TARGET_TIME_MESSAGE) from None
+    return value
 
 
 class Recovery(Model):
+    """Restore a new cluster from a backup repository, to its latest point or to a time."""
+
     source: RecoverySource
-    target_time: str | None = Field(
+    target_time: Annotated[str, AfterValidator(_unambiguous_time)] | None = Field(
         None,
         max_length=64,
-        description="Restore to this moment (RFC 3339 with an explicit offset); the "
-        "latest point when unset.",
-        json_schema_extra={"format": "date-time"},
+        description="Restore to this moment (RFC 3339 with an explicit offset, such as "
+        "2026-12-01T09:30:00Z or 2026-12-01T10:30:00+01:00); the latest point when unset.",
+        json_schema_extra=validations(
+            cel(f"self.matches(r'{RFC3339_PATTERN}')", TARGET_TIME_MESSAGE)
+        ),
     )
-
-
-RECOVERY_MESSAGE = "restoring from a backup is not supported yet"
 
 
 class Bootstrap(Model):
     """How the database is created; immutable after creation."""
 
-    # Until restores are built, a recovery would silently become an empty database.
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                "!has(self.recovery)",
-                RECOVERY_MESSAGE,
-                field_path=".recovery",
-                reason="FieldValueForbidden",
-            )
-        )
-    )
     recovery: Recovery | None = Field(
-        None, description="Create from a backup. Refused for now: not supported yet."
+        None,
+        description="Create the database from another PulseBase's backups instead of empty.",
     )
-
-    @model_validator(mode="after")
-    def _no_recovery_yet(self) -> Bootstrap:
-        if self.recovery is not None:
-            raise ValueError(f"recovery: {RECOVERY_MESSAGE}")
-        return self
 
 
 # --- maintenance, monitoring, upgrades ------------------------------------------
@@ -1180,8 +1267,9 @@ class PulseBaseSpec(Model):
     upgrade: UpgradeSpec = Field(default_factory=UpgradeSpec)
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,
-        description="Retain keeps volume claims, generated credentials and Patroni's "
-        "cluster state when the PulseBase is deleted; Delete removes them with it.",
+        description="Retain keeps volume claims, generated credentials, Patroni's "
+        "cluster state and the backups when the PulseBase is deleted; Delete removes "
+        "them with it, the backups only after a final full backup succeeded.",
     )
 
 
@@ -1219,6 +1307,30 @@ class BucketStatus(Model):
     backups: str
 
 
+class DrillStatus(Model):
+    """The newest restore drill, as its job reported it."""
+
+    job: str = Field(description="The Job that ran it.")
+    succeeded: bool
+    started: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    finished: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    backup_label: str | None = Field(None, description="The pgBackRest set restored.")
+    recovery_time_seconds: float | None = Field(
+        None, description="From the drill's start until the copy accepted queries."
+    )
+    vector_indexes_usable_seconds: float | None = Field(
+        None, description="From the drill's start until every vector index was usable."
+    )
+    recovery_point_seconds: float | None = Field(
+        None,
+        description="How far the copy's last replayed transaction lies behind the newest "
+        "archived WAL when the drill began: the data a restore then would have lost.",
+    )
+    marker_rows: int | None = None
+    failed_step: str | None = None
+    message: str = Field("", max_length=4096)
+
+
 class BackupStatus(Model):
     last_full: str | None = Field(None, json_schema_extra={"format": "date-time"})
     last_incremental: str | None = Field(None, json_schema_extra={"format": "date-time"})
@@ -1229,11 +1341,11 @@ class BackupStatus(Model):
         description="Newest successful backup of any kind.",
         json_schema_extra={"format": "date-time"},
     )
-    recovery_point_exposure_seconds: int | None = None
-    counts: dict[str, int] = Field(default_factory=dict, description="Backups per tier.")
-    last_drill: dict[str, Any] | None = Field(
-        None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    recovery_point_exposure_seconds: int | None = Field(
+        None, description="Age of the newest archived WAL: what a restore now would lose."
     )
+    counts: dict[str, int] = Field(default_factory=dict, description="Backups per tier.")
+    last_drill: DrillStatus | None = None
 
 
 class PulseBaseStatus(Model):
@@ -1291,6 +1403,16 @@ class PulseBase(Model):
                 raise ValueError(
                     f"spec.objectStorage.buckets.{field}: {default_bucket_message(other)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _not_restored_from_itself(self) -> PulseBase:
+        recovery = self.spec.bootstrap.recovery
+        if recovery is not None and recovery.source.pulse_base == self.metadata.name:
+            raise ValueError(
+                "spec.bootstrap.recovery.source.pulseBase: a PulseBase cannot be restored "
+                "from its own backups; name the PulseBase whose backups to restore"
+            )
         return self
 
     @classmethod

@@ -331,10 +331,45 @@ CREATE_CASES = [
         "must be a duration",
     ),
     Case(
-        "bootstrap-recovery",
-        spec(bootstrap={"recovery": {"source": {"pulseBase": "old-shop"}}}),
-        "spec.bootstrap.recovery",
-        "restoring from a backup is not supported yet",
+        "recovery-target-without-offset",
+        spec(
+            bootstrap={
+                "recovery": {"source": {"pulseBase": "old"}, "targetTime": "2026-12-01T09:30:00"}
+            }
+        ),
+        "spec.bootstrap.recovery.targetTime",
+        "explicit offset",
+    ),
+    Case(
+        "recovery-target-unknown-offset",
+        spec(
+            bootstrap={
+                "recovery": {
+                    "source": {"pulseBase": "old"},
+                    "targetTime": "2026-12-01T09:30:00-00:00",
+                }
+            }
+        ),
+        "spec.bootstrap.recovery.targetTime",
+        "unknown offset",
+    ),
+    Case(
+        "recovery-target-date-only",
+        spec(bootstrap={"recovery": {"source": {"pulseBase": "old"}, "targetTime": "2026-12-01"}}),
+        "spec.bootstrap.recovery.targetTime",
+        "explicit offset",
+    ),
+    Case(
+        "recovery-source-missing",
+        spec(bootstrap={"recovery": {"targetTime": "2026-12-01T09:30:00Z"}}),
+        "spec.bootstrap.recovery.source",
+        "Required value",
+    ),
+    Case(
+        "drill-marker-table-unqualified",
+        spec(backup={"drill": {"markerTable": "orders"}}),
+        "spec.backup.drill.markerTable",
+        "should match",
     ),
     Case(
         "maintenance-start-invalid",
@@ -469,5 +504,46 @@ UPDATE_CASES = [
         "is immutable",
         before=spec(),
         models_reject=False,
+    ),
+]
+
+
+# Accepted by the API server, refused by the models and so by the operator, which
+# reports them in status (phase Failed, reason InvalidSpec) and in a Warning event:
+# what only the zone database, a cron expansion or the object's own name can tell.
+OPERATOR_CASES = [
+    Case(
+        "schedule-too-often",
+        spec(backup={"schedules": {"incremental": "*/5 * * * *"}}),
+        "spec.backup.schedules.incremental",
+        "at least 15 minutes between runs",
+    ),
+    Case(
+        "schedule-listed-minutes-too-close",
+        spec(backup={"drill": {"schedule": "0,10 3 * * *"}}),
+        "spec.backup.drill.schedule",
+        "every 10 minutes",
+    ),
+    Case(
+        "time-zone-unknown",
+        spec(backup={"timeZone": "Mars/Olympus_Mons"}),
+        "spec.backup.timeZone",
+        "not a time zone the IANA database knows",
+    ),
+    Case(
+        "recovery-from-itself",
+        spec(bootstrap={"recovery": {"source": {"pulseBase": "bad"}}}),
+        "spec.bootstrap.recovery.source.pulseBase",
+        "cannot be restored from its own backups",
+    ),
+    Case(
+        "recovery-target-not-a-date",
+        spec(
+            bootstrap={
+                "recovery": {"source": {"pulseBase": "old"}, "targetTime": "2026-02-30T09:30:00Z"}
+            }
+        ),
+        "spec.bootstrap.recovery.targetTime",
+        "explicit offset",
     ),
 ]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from pulsebase_operator.api import models
-from tests.support.invalid_cases import CREATE_CASES, Case
+from tests.support.invalid_cases import CREATE_CASES, OPERATOR_CASES, Case
 
 
 def body(spec: dict, name: str = "shop") -> dict:
@@ -57,6 +57,30 @@ def test_models_refuse_what_the_api_server_refuses(case: Case) -> None:
     ]
     # The error points at the field, or at the object whose rule names the field.
     assert any(expected[: len(loc)] == loc for loc in locations), (locations, expected)
+
+
+@pytest.mark.parametrize("case", OPERATOR_CASES, ids=lambda c: c.id)
+def test_models_refuse_what_only_the_operator_can_tell(case: Case) -> None:
+    with pytest.raises(ValidationError) as caught:
+        models.PulseBase.from_body(body(case.spec, name=case.name))
+    assert case.message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "minutes"),
+    [
+        ("30 * * * *", 60),
+        ("0 1 * * *", 1440),
+        ("*/15 * * * *", 15),
+        ("0,10 3 * * *", 10),
+        ("5/20 * * * *", 20),
+        ("50 22,23 * * *", 60),
+        ("59 23 * * *", 1440),
+        ("0 0 * * 1", 1440),
+    ],
+)
+def test_shortest_interval_of_a_schedule(expression: str, minutes: int) -> None:
+    assert models.shortest_interval_minutes(expression) == minutes
 
 
 @given(st.from_regex(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", fullmatch=True))
