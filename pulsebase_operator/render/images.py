@@ -5,11 +5,19 @@ The postgres image bundles Patroni, PostgreSQL, pgvector and pgBackRest.
 
 from __future__ import annotations
 
+from pulsebase_operator import __version__
+
 
 def api(version: str) -> str:
     """The release image; build metadata's '+', not allowed in a tag, becomes '_' as OCI
     registries do for Helm chart versions (2.4.1+build.7 is tagged 2.4.1_build.7)."""
     return f"ghcr.io/pulsebase/pulsebase:{version.replace('+', '_')}"
+
+
+def operator() -> str:
+    """This operator's own image, which the backup and drill jobs run: the same release
+    as the operator that renders them, so the job and its renderer agree."""
+    return f"ghcr.io/pulsebase/pulsebase-operator:{__version__}"
 
 
 def postgres(major: int) -> str:
