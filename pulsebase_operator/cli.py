@@ -112,6 +112,21 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup_job(args: argparse.Namespace) -> int:
+    """One run of a backup Job in the cluster: the stanza, a backup, or the vector dump."""
+    from pulsebase_operator.kube.client import load_config
+    from pulsebase_operator.reconcile import backup_job
+
+    api_client, _ = load_config(args.kubeconfig)
+    return backup_job.main(
+        kind=args.kind,
+        name=args.name,
+        namespace=args.namespace,
+        api_client=api_client,
+        emit=backup_job.json_lines(name=args.name, namespace=args.namespace),
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import threading
@@ -296,6 +311,23 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--time-zone", default="UTC", help="IANA time zone of days and weeks")
     plan.add_argument("--now", help="the current time, RFC 3339 with an offset")
     plan.set_defaults(func=cmd_retention_plan)
+
+    job = commands.add_parser(
+        "backup-job",
+        help="take a backup of a PulseBase from inside the cluster (what its backup Jobs run)",
+    )
+    job.add_argument(
+        "--kind",
+        required=True,
+        choices=["stanza", "full", "incr", "vectors"],
+        help="create the stanza, take a full or incremental backup, or dump the vector tables",
+    )
+    job.add_argument("--name", required=True, help="the PulseBase")
+    job.add_argument("--namespace", required=True, help="its namespace")
+    job.add_argument(
+        "--kubeconfig", help="kubeconfig file; in-cluster or ~/.kube/config by default"
+    )
+    job.set_defaults(func=cmd_backup_job)
 
     commands.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(func=cmd_crd)
     commands.add_parser("version", help="print the version").set_defaults(func=cmd_version)

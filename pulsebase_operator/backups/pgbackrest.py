@@ -68,7 +68,9 @@ class Stanza:
 
     `config` is a pgbackrest.conf to read (None: pgBackRest's default, or PGBACKREST_*
     variables alone); `env` adds variables, credentials among them; `run_as` names the
-    user to run as, which must own the data directory (None: ourselves).
+    user to run as, which must own the data directory (None: ourselves); `runner`
+    runs the commands somewhere else than here, such as in the primary's pod (None:
+    a local process; `run_as` then applies).
     """
 
     name: str
@@ -76,6 +78,7 @@ class Stanza:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     run_as: str | None = None
     binary: str = "pgbackrest"
+    runner: process.Runner | None = field(default=None, compare=False, repr=False)
 
 
 def stanza_create(stanza: Stanza, *, timeout: float = STANZA_TIMEOUT) -> None:
@@ -142,6 +145,19 @@ def expire(stanza: Stanza, *, labels: Iterable[str], timeout: float = EXPIRE_TIM
     return done
 
 
+def plan_retention(
+    stanza: Stanza, *, policy: retention.Policy, now: datetime.datetime
+) -> list[retention.Decision]:
+    """The retention policy's decision for each backup in the stanza's catalog; expires
+    nothing."""
+    catalog = info(stanza)
+    try:
+        found = retention.backups_from_info([catalog])
+    except ValueError as error:
+        raise BackupError(step="info", reason=str(error)) from None
+    return retention.plan(found, policy=policy, now=now)
+
+
 def apply_retention(
     stanza: Stanza,
     *,
@@ -150,8 +166,7 @@ def apply_retention(
     timeout: float = EXPIRE_TIMEOUT,
 ) -> list[retention.Decision]:
     """Plan retention on the stanza's catalog and expire what the plan says to expire."""
-    catalog = info(stanza)
-    decisions = retention.plan(retention.backups_from_info([catalog]), policy=policy, now=now)
+    decisions = plan_retention(stanza, policy=policy, now=now)
     expire(
         stanza,
         labels=[d.label for d in decisions if d.action == "expire"],
@@ -219,14 +234,18 @@ def _run(
         **{k: v for k, v in os.environ.items() if k.startswith("PGBACKREST_")},
         **stanza.env,
     }
-    done = process.run(
-        args,
-        step=step,
-        env=env,
-        timeout=timeout,
-        user=stanza.run_as,
-        group=_gid(stanza.run_as) if stanza.run_as else None,
-    )
+    done: process.Result
+    if stanza.runner is not None:
+        done = stanza.runner(args, step=step, env=env, timeout=timeout)
+    else:
+        done = process.run(
+            args,
+            step=step,
+            env=env,
+            timeout=timeout,
+            user=stanza.run_as,
+            group=_gid(stanza.run_as) if stanza.run_as else None,
+        )
     if done.returncode != 0:
         raise BackupError(
             step=step,

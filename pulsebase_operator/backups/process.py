@@ -5,6 +5,10 @@ each runs in a new session, so a missed deadline stops the whole group, not just
 parent. A program that cannot start or misses its deadline raises `BackupError` with
 the step; what a non-zero exit means is left to the caller, which knows the program's
 error format.
+
+`run` runs the program here. A `Runner` runs it somewhere else with the same contract,
+such as inside the primary's pod through the Kubernetes exec API; the pgBackRest
+wrapper takes either, so the commands it builds exist once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pulsebase_operator.backups.errors import STOP_GRACE, BackupError
 
@@ -23,6 +28,25 @@ class Finished:
     returncode: int
     out: str
     err: str
+
+
+class Result(Protocol):
+    @property
+    def returncode(self) -> int: ...
+    @property
+    def out(self) -> str: ...
+    @property
+    def err(self) -> str: ...
+
+
+class Runner(Protocol):
+    """Runs `args` and returns how it ended; BackupError naming `step` when it cannot
+    start or misses `timeout`. `env` is what the program needs beyond its own
+    surroundings; a runner in a pod may leave it out (the container has its own)."""
+
+    def __call__(
+        self, args: Sequence[str], *, step: str, env: Mapping[str, str], timeout: float
+    ) -> Result: ...
 
 
 def run(

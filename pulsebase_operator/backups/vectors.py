@@ -213,6 +213,24 @@ def dump_vector_tables(
         return []
     target = Path(out_path)
     partial = target.with_name(target.name + ".partial")
+    args = dump_arguments(tables, pg_dump=pg_dump, out_path=partial)
+    try:
+        _run_dump(args, env=env, timeout=timeout, conn_params=conn_params)
+        os.replace(partial, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return tables
+
+
+def dump_arguments(
+    tables: Iterable[Table], *, pg_dump: str = "pg_dump", out_path: str | Path | None = None
+) -> list[str]:
+    """The pg_dump command line for these tables, writing to `out_path` (None: stdout).
+
+    The connection is not in it: it comes from PG* variables, or from the arguments a
+    caller adds before the table list is read by pg_dump (options may come in any order).
+    """
     args = [
         pg_dump,
         "--format=custom",
@@ -221,16 +239,18 @@ def dump_vector_tables(
         "--strict-names",
         # Without the extension a restore into a new database has no vector type.
         f"--extension={EXTENSION}",
-        f"--file={partial}",
-        *(f"--table={_pattern(schema, table)}" for schema, table in tables),
     ]
-    try:
-        _run_dump(args, env=env, timeout=timeout, conn_params=conn_params)
-        os.replace(partial, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-    return tables
+    if out_path is not None:
+        args.append(f"--file={out_path}")
+    return args + [f"--table={_pattern(schema, table)}" for schema, table in tables]
+
+
+def dump_failure(err: str, *, returncode: int, conn_params: Mapping[str, Any]) -> str:
+    """Why pg_dump failed, from what it wrote to stderr: its error lines, secrets masked."""
+    errors = [line.strip() for line in _DUMP_ERROR.findall(err)]
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    reason = " ".join(errors) or (lines[-1] if lines else "")
+    return _mask(reason or f"pg_dump exited with {returncode}", conn_params)
 
 
 def check_vector_indexes(
@@ -422,12 +442,10 @@ def _run_dump(
     step = "dump vector tables"
     done = process.run(args, step=step, env=env, timeout=timeout)
     if done.returncode != 0:
-        text = f"{done.err}\n{done.out}"
-        errors = [line.strip() for line in _DUMP_ERROR.findall(text)]
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        reason = " ".join(errors) or (lines[-1] if lines else "")
-        reason = reason or f"pg_dump exited with {done.returncode}"
-        raise BackupError(step=step, reason=_mask(reason, conn_params))
+        reason = dump_failure(
+            f"{done.err}\n{done.out}", returncode=done.returncode, conn_params=conn_params
+        )
+        raise BackupError(step=step, reason=reason)
 
 
 def _libpq_env(conn_params: Mapping[str, Any]) -> dict[str, str]:
