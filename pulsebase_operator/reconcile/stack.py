@@ -37,6 +37,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "StatefulSet"),
     ("apps/v1", "Deployment"),
     ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
     ("policy/v1", "PodDisruptionBudget"),
 )
 

@@ -1,17 +1,20 @@
-"""Physical backups of the managed Patroni cluster: pgBackRest's configuration, the WAL
-archiving settings, and the CronJobs that take full and incremental backups.
+"""Physical backups of the managed Patroni cluster: pgBackRest's configuration, the Job
+that creates the stanza, the CronJobs that take full and incremental backups, and the
+one that dumps the vector tables.
 
 The repository is the PulseBase's backups bucket on its object storage, managed or
 external. The configuration file holds no secret: the S3 keys reach pgBackRest as
 PGBACKREST_REPO1_S3_KEY and PGBACKREST_REPO1_S3_KEY_SECRET from the existing Secrets
-(postgres.pgbackrest_env), which pgBackRest merges with the file.
+(postgres.pgbackrest_env), which pgBackRest merges with the file. The archiving
+settings live in render.archive, which render.postgres reads too.
 
-pgBackRest reads the data directory, so a backup runs inside the current primary's pod;
-each CronJob's pod finds that pod by Patroni's role label and runs pgBackRest there
-through `kubectl exec`, allowed by a Role that grants exactly that. pgBackRest's S3
-driver speaks only TLS: the object storage endpoint must be https.
+pgBackRest reads the data directory, so a backup runs inside the current primary's pod:
+each Job runs `pulsebase-operator backup-job` from the operator's own image, which finds
+that pod by Patroni's role label and runs pgBackRest there through the exec API, allowed
+by a Role that grants exactly that and reading this PulseBase. pgBackRest's S3 driver
+speaks only TLS: the object storage endpoint must be https.
 
-`backup_objects(pb)` is the entry point; it is not part of the stack yet.
+`backup_objects(pb)` is the entry point.
 """
 
 from __future__ import annotations
@@ -22,22 +25,40 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pulsebase_operator.api import models
-from pulsebase_operator.api.quantity import parse_duration
-from pulsebase_operator.render import labels, naming, objects, objectstore, pods, postgres
+from pulsebase_operator.render import (
+    credentials,
+    images,
+    labels,
+    naming,
+    objects,
+    objectstore,
+    pods,
+    postgres,
+)
+from pulsebase_operator.render.archive import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    STANZA,
+    archive_parameters,
+    archive_timeout,
+    restore_command,
+)
 from pulsebase_operator.render.parts import Object
 
-COMPONENT = "backups"
-STANZA = "pulsebase"
-REPO_PATH = "/pgbackrest"
-CONFIG_DIR = "/etc/pgbackrest"
-CONFIG_FILE = f"{CONFIG_DIR}/pgbackrest.conf"
-KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.31.0"
+__all__ = [
+    "CONFIG_DIR",
+    "CONFIG_FILE",
+    "STANZA",
+    "archive_parameters",
+    "archive_timeout",
+    "backup_objects",
+    "restore_command",
+]
 
-# A partly filled WAL segment is archived after a third of the RPO: a segment that
-# fails to push once can be retried twice more before the RPO is spent. Never below a
-# minute, because every switch archives a whole 16 MB segment however little it holds.
-ARCHIVE_TIMEOUT_SHARE = 3
-ARCHIVE_TIMEOUT_MIN = 60
+COMPONENT = "backups"
+REPO_PATH = "/pgbackrest"
+# The console script in the operator's image (its ENTRYPOINT runs the operator itself).
+OPERATOR_COMMAND = "/venv/bin/pulsebase-operator"
 
 # A run that could not start within this long after its time is skipped, not run late
 # on top of the next one (an hourly incremental must not pile up behind a long full).
@@ -47,6 +68,10 @@ FAILED_HISTORY = 3
 # A full backup of a large database takes hours; a stuck one must still end.
 FULL_DEADLINE_SECONDS = 12 * 3600
 INCREMENTAL_DEADLINE_SECONDS = 3 * 3600
+# pg_dump of the vector tables: as long as a full backup may take.
+VECTORS_DEADLINE_SECONDS = 12 * 3600
+STANZA_BACKOFF_LIMIT = 10
+STANZA_DEADLINE_SECONDS = 3600
 
 
 def backup_objects(pb: models.PulseBase) -> list[Object]:
@@ -59,8 +84,10 @@ def backup_objects(pb: models.PulseBase) -> list[Object]:
         _service_account(pb),
         _role(pb),
         objects.role_binding(pb, naming.backup_account(pb.metadata.name), COMPONENT),
+        stanza_job(pb),
         cron_job(pb, kind="full"),
         cron_job(pb, kind="incr"),
+        vector_cron_job(pb),
     ]
 
 
@@ -117,107 +144,148 @@ def config_map(pb: models.PulseBase) -> Object:
     )
 
 
-# --- WAL archiving -----------------------------------------------------------------
-
-
-def archive_timeout(pb: models.PulseBase) -> int:
-    """Seconds after which PostgreSQL archives a partly filled WAL segment."""
-    rpo = int(parse_duration(pb.spec.backup.rpo))
-    return max(ARCHIVE_TIMEOUT_MIN, rpo // ARCHIVE_TIMEOUT_SHARE)
-
-
-def archive_parameters(pb: models.PulseBase) -> dict[str, str]:
-    """The postgresql.conf settings that turn WAL archiving on, for Patroni's
-    `postgresql.parameters`; empty when backups are off."""
-    if not pb.spec.backup.enabled:
-        return {"archive_mode": "off"}
-    return {
-        "archive_mode": "on",
-        "archive_command": f"pgbackrest --config={CONFIG_FILE} --stanza={STANZA} archive-push %p",
-        "archive_timeout": f"{archive_timeout(pb)}s",
-        "wal_level": "replica",
-    }
-
-
-def restore_command() -> str:
-    """For Patroni's `postgresql.recovery_conf`: replicas fetch WAL they lack from the
-    archive, and a restored cluster replays it."""
-    return f"pgbackrest --config={CONFIG_FILE} --stanza={STANZA} archive-get %f %p"
-
-
 # --- scheduled backups -------------------------------------------------------------
 
 
 def cron_job(pb: models.PulseBase, *, kind: str) -> Object:
     """A CronJob that takes one kind of backup (full or incr) in the primary's pod."""
-    name = pb.metadata.name
     spec = pb.spec.backup
-    schedule = spec.schedules.full if kind == "full" else spec.schedules.incremental
-    deadline = FULL_DEADLINE_SECONDS if kind == "full" else INCREMENTAL_DEADLINE_SECONDS
-    selector = ",".join(
-        f"{key}={value}"
-        for key, value in {
-            **labels.selector(name, postgres.COMPONENT),
-            postgres.ROLE_LABEL: postgres.PRIMARY,
-        }.items()
+    full = kind == "full"
+    return _cron_job(
+        pb,
+        name=naming.backup_cron_job(pb.metadata.name, kind),
+        schedule=spec.schedules.full if full else spec.schedules.incremental,
+        container=_container(pb, kind=kind),
+        deadline=FULL_DEADLINE_SECONDS if full else INCREMENTAL_DEADLINE_SECONDS,
     )
-    # Names come from the environment, so the script itself holds no value of the spec.
-    script = (
-        "set -eu\n"
-        'pod=$(kubectl get pods -n "$NAMESPACE" -l "$PRIMARY_SELECTOR" '
-        "-o jsonpath='{.items[0].metadata.name}')\n"
-        'test -n "$pod" || { echo "no primary PostgreSQL pod found" >&2; exit 1; }\n'
-        'exec kubectl exec -n "$NAMESPACE" -c postgres "$pod" -- '
-        'pgbackrest --config="$CONFIG" --stanza="$STANZA" --type="$KIND" backup\n'
+
+
+def vector_cron_job(pb: models.PulseBase) -> Object:
+    """A CronJob that dumps the tables with vector columns into the backups bucket."""
+    name = pb.metadata.name
+    env = [
+        # The job lists the vector tables over the primary Service as the superuser.
+        pods.secret_env("PGPASSWORD", naming.postgres_superuser_secret(name), "password"),
+        pods.secret_env("PGDATABASE", naming.postgres_app_secret(name), "database"),
+        *_s3_key_env(pb),
+    ]
+    return _cron_job(
+        pb,
+        name=naming.backup_vectors_cron_job(name),
+        schedule=pb.spec.backup.schedules.vector_tables,
+        container=_container(pb, kind="vectors", env=env),
+        deadline=VECTORS_DEADLINE_SECONDS,
     )
-    container: dict[str, Any] = {
+
+
+def stanza_job(pb: models.PulseBase) -> Object:
+    """A Job that creates the pgBackRest stanza once the primary is up; until then it
+    fails and is retried with the Job's backoff. A no-op on an existing stanza."""
+    name = pb.metadata.name
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": objects.metadata(pb, naming.backup_stanza_job(name), COMPONENT),
+        "spec": {
+            # The backoff doubles from 10 s to 6 min: ten tries span about 40 minutes,
+            # room for a first PostgreSQL to initialise and its volume to be bound.
+            "backoffLimit": STANZA_BACKOFF_LIMIT,
+            "activeDeadlineSeconds": STANZA_DEADLINE_SECONDS,
+            "template": _pod_template(pb, container=_container(pb, kind="stanza")),
+        },
+    }
+
+
+def _container(
+    pb: models.PulseBase, *, kind: str, env: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    # The operator's own image runs `backup-job`: it finds the primary, runs pgBackRest
+    # (or pg_dump) in its postgres container through the exec API and, after a full
+    # backup, applies retention. The namespace comes from the pod, so the command holds
+    # the PulseBase's name only.
+    return {
         "name": "backup",
-        "image": KUBECTL_IMAGE,
-        "command": ["sh", "-c", script],
-        "env": [
-            pods.field_env("NAMESPACE", "metadata.namespace"),
-            pods.plain_env("PRIMARY_SELECTOR", selector),
-            pods.plain_env("CONFIG", CONFIG_FILE),
-            pods.plain_env("STANZA", STANZA),
-            pods.plain_env("KIND", kind),
+        "image": images.operator(),
+        "command": [
+            OPERATOR_COMMAND,
+            "backup-job",
+            f"--kind={kind}",
+            f"--name={pb.metadata.name}",
+            "--namespace=$(NAMESPACE)",
         ],
-        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        "env": [pods.field_env("NAMESPACE", "metadata.namespace"), *(env or [])],
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "128Mi"},
+            "limits": {"memory": "256Mi"},
+        },
         "securityContext": pods.container_security_context(),
     }
+
+
+def _pod_template(pb: models.PulseBase, *, container: dict[str, Any]) -> dict[str, Any]:
+    name = pb.metadata.name
+    return {
+        "metadata": {"labels": labels.component(name, COMPONENT)},
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": naming.backup_account(name),
+            "automountServiceAccountToken": True,
+            "enableServiceLinks": False,
+            "securityContext": pods.pod_security_context(fs_group=False),
+            "containers": [container],
+        },
+    }
+
+
+def _cron_job(
+    pb: models.PulseBase,
+    *,
+    name: str,
+    schedule: str,
+    container: dict[str, Any],
+    deadline: int,
+) -> Object:
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": objects.metadata(pb, naming.backup_cron_job(name, kind), COMPONENT),
+        "metadata": objects.metadata(pb, name, COMPONENT),
         "spec": {
             "schedule": schedule,
-            "timeZone": spec.time_zone,
+            "timeZone": pb.spec.backup.time_zone,
             # Two backups of one stanza at once: the second fails on pgBackRest's lock.
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": STARTING_DEADLINE_SECONDS,
             "successfulJobsHistoryLimit": SUCCESSFUL_HISTORY,
             "failedJobsHistoryLimit": FAILED_HISTORY,
             "jobTemplate": {
-                "metadata": {"labels": labels.component(name, COMPONENT)},
+                "metadata": {"labels": labels.component(pb.metadata.name, COMPONENT)},
                 "spec": {
                     "activeDeadlineSeconds": deadline,
                     # pgBackRest resumes an interrupted backup; one retry, then the
                     # failure shows in status and alerts rather than in a retry loop.
                     "backoffLimit": 1,
-                    "template": {
-                        "metadata": {"labels": labels.component(name, COMPONENT)},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "serviceAccountName": naming.backup_account(name),
-                            "automountServiceAccountToken": True,
-                            "enableServiceLinks": False,
-                            "securityContext": pods.pod_security_context(fs_group=False),
-                            "containers": [container],
-                        },
-                    },
+                    "template": _pod_template(pb, container=container),
                 },
             },
         },
     }
+
+
+def _s3_key_env(pb: models.PulseBase) -> list[dict[str, Any]]:
+    """The backups bucket's keys, as the AWS_* variables boto3 reads, from the same
+    Secrets as the Patroni pods' PGBACKREST_REPO1_S3_KEY*."""
+    storage = pb.spec.object_storage
+    if storage.mode is models.Mode.MANAGED:
+        keys = naming.objectstore_secret(pb.metadata.name)
+        return [
+            pods.secret_env("AWS_ACCESS_KEY_ID", keys, credentials.ACCESS_KEY_ID),
+            pods.secret_env("AWS_SECRET_ACCESS_KEY", keys, credentials.SECRET_ACCESS_KEY),
+        ]
+    assert storage.external is not None  # the model requires it in external mode
+    return [
+        pods.ref_env("AWS_ACCESS_KEY_ID", storage.external.access_key_id),
+        pods.ref_env("AWS_SECRET_ACCESS_KEY", storage.external.secret_access_key),
+    ]
 
 
 def _service_account(pb: models.PulseBase) -> Object:
@@ -230,7 +298,8 @@ def _service_account(pb: models.PulseBase) -> Object:
 
 
 def _role(pb: models.PulseBase) -> Object:
-    # Finding the primary and running pgBackRest in it; nothing else.
+    # Reading the PulseBase (retention, time zone), finding the primary and running
+    # pgBackRest or pg_dump in it; nothing else.
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -238,5 +307,11 @@ def _role(pb: models.PulseBase) -> Object:
         "rules": [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
             {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+            {
+                "apiGroups": [models.GROUP],
+                "resources": [models.PLURAL],
+                "resourceNames": [pb.metadata.name],
+                "verbs": ["get"],
+            },
         ],
     }

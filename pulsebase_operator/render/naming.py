@@ -116,3 +116,14 @@ def backup_account(name: str) -> str:
 def backup_cron_job(name: str, kind: str) -> str:
     """full or incr; `NAME-backup-incr` is the longest, 12 characters past NAME."""
     return child(name, f"backup-{kind}")
+
+
+def backup_vectors_cron_job(name: str) -> str:
+    """The vector-table dump; `backup-vec`, since `backup-vectors` would pass 52 for a
+    40-character NAME."""
+    return child(name, "backup-vec")
+
+
+def backup_stanza_job(name: str) -> str:
+    """A Job, not a CronJob: 63 is its limit, and NAME-backup-stanza stays at 58."""
+    return child(name, "backup-stanza")

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from pulsebase_operator.api import models
-from pulsebase_operator.api.quantity import parse_duration
 from pulsebase_operator.render import (
+    archive,
     credentials,
     images,
     labels,
@@ -46,10 +46,6 @@ DATA_MOUNT = "/var/lib/postgresql/data"
 # A subdirectory, so that initdb finds it empty (volumes may hold lost+found).
 DATA_DIR = f"{DATA_MOUNT}/pgdata"
 SOCKET_DIR = "/var/run/postgresql"
-
-# Archive at least every five minutes, and more often when the RPO asks for it.
-ARCHIVE_TIMEOUT_MIN = 60
-ARCHIVE_TIMEOUT_MAX = 300
 
 DEFAULT_PARAMETERS = {
     "max_connections": "200",
@@ -110,21 +106,14 @@ def render(pb: models.PulseBase) -> Part:
     )
 
 
-def archive_timeout(pb: models.PulseBase) -> int:
-    """Seconds after which a partly filled WAL segment is archived anyway, once
-    archiving is on."""
-    rpo = int(parse_duration(pb.spec.backup.rpo))
-    return min(ARCHIVE_TIMEOUT_MAX, max(ARCHIVE_TIMEOUT_MIN, rpo))
-
-
 def parameters(pb: models.PulseBase) -> dict[str, str]:
     """postgresql.conf settings: sane defaults, the user's, then those the operator owns."""
     return {
         **DEFAULT_PARAMETERS,
         **pb.spec.postgres.parameters,
-        # Off until backups create the pgBackRest stanza: without one every archive-push
-        # fails and PostgreSQL keeps the WAL on the primary until the disk fills.
-        "archive_mode": "off",
+        # Through pgBackRest when backups are on (render.archive); archive-push fails,
+        # and PostgreSQL keeps the WAL, until the stanza Job has created the stanza.
+        **archive.archive_parameters(pb),
         "hot_standby": "on",
         "max_replication_slots": "10",
         "max_wal_senders": "10",
@@ -161,6 +150,7 @@ def patroni_config(pb: models.PulseBase) -> dict[str, Any]:
         "postgresql": {
             "pgpass": f"{pods.TMP_DIR}/pgpass",
             "parameters": {**settings, "unix_socket_directories": SOCKET_DIR},
+            **_recovery(pb),
             "pg_hba": [
                 # The socket lives in a pod-private emptyDir; Patroni and pgBackRest
                 # use it as the superuser.
@@ -172,6 +162,14 @@ def patroni_config(pb: models.PulseBase) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _recovery(pb: models.PulseBase) -> dict[str, Any]:
+    # A replica that fell behind its primary's kept WAL, and a restored cluster, fetch
+    # the segments they lack from the archive.
+    if not archive.enabled(pb):
+        return {}
+    return {"recovery_conf": {"restore_command": archive.restore_command()}}
 
 
 def pgbackrest_env(pb: models.PulseBase) -> list[dict[str, Any]]:
@@ -300,6 +298,7 @@ def _stateful_set(pb: models.PulseBase, *, config_hash: str) -> Object:
             # The container runtime's default /dev/shm (64M) is too small for
             # PostgreSQL's dynamic shared memory.
             {"name": "shm", "emptyDir": {"medium": "Memory"}},
+            *_pgbackrest_volumes(pb),
         ],
         storage=pb.spec.postgres.storage,
         pod_labels={**labels.component(name, COMPONENT), SCOPE_LABEL: naming.postgres(name)},
@@ -329,11 +328,28 @@ def _container(pb: models.PulseBase) -> dict[str, Any]:
             {"name": "tmp", "mountPath": pods.TMP_DIR},
             {"name": "run", "mountPath": SOCKET_DIR},
             {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
+            *_pgbackrest_mounts(pb),
         ],
     }
     if resources := pods.resources(spec.resources):
         container["resources"] = resources
     return container
+
+
+def _pgbackrest_volumes(pb: models.PulseBase) -> list[dict[str, Any]]:
+    # pgbackrest.conf, from render.backups's ConfigMap, where archive-push and the
+    # backup Jobs' commands read it.
+    if not archive.enabled(pb):
+        return []
+    return [
+        {"name": "pgbackrest", "configMap": {"name": naming.pgbackrest_config(pb.metadata.name)}}
+    ]
+
+
+def _pgbackrest_mounts(pb: models.PulseBase) -> list[dict[str, Any]]:
+    if not archive.enabled(pb):
+        return []
+    return [{"name": "pgbackrest", "mountPath": archive.CONFIG_DIR, "readOnly": True}]
 
 
 def _patroni_env(pb: models.PulseBase) -> list[dict[str, Any]]:

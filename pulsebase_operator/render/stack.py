@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pulsebase_operator.api import models
 from pulsebase_operator.render import (
     app,
+    backups,
     cdn,
     credentials,
     monitoring,
@@ -61,6 +62,7 @@ def render(pb: models.PulseBase, *, served: Collection[Kind] = ()) -> Rendered:
         part = module.render(pb)
         objects.extend(part.objects)
         components.append(part.component)
+    objects.extend(backups.backup_objects(pb))
 
     unserved: list[Kind] = []
     rule = monitoring.prometheus_rule(pb)

@@ -30,6 +30,11 @@ modes cannot drift. No wildcards; each rule says which code path needs it.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]
+# The backup CronJobs (full, incremental, vector tables): applied, compared, pruned,
+# and replaced when an immutable field changes. Nothing watches them.
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, list, create, patch, delete]
 # Services of every component and Patroni's ServiceAccount: applied, compared, pruned.
 - apiGroups: [""]
   resources: [services, serviceaccounts]
@@ -56,6 +61,12 @@ modes cannot drift. No wildcards; each rule says which code path needs it.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, patch, update]
+# Not used by the operator itself: the backup Jobs' Role grants it (they run pgBackRest
+# and pg_dump in the primary's container), and a Role may only grant what its author
+# holds. Reading the PulseBase, which that Role grants too, is above.
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [create]
 # Events on each PulseBase (Created, Updated, Pruned, phase changes), and kopf's own.
 - apiGroups: [""]
   resources: [events]

@@ -197,8 +197,27 @@ def test_bootstrap_parameters_merge_user_settings_over_defaults() -> None:
     assert parameters["hot_standby"] == "on"
 
 
-def test_wal_is_not_archived_until_backups_create_the_stanza() -> None:
-    config = config_of(pulsebase())
+def test_wal_is_archived_through_pgbackrest_when_backups_are_on() -> None:
+    pb = pulsebase(backup={"rpo": "1h"})
+    config = config_of(pb)
+    for parameters in (
+        config["bootstrap"]["dcs"]["postgresql"]["parameters"],
+        config["postgresql"]["parameters"],
+    ):
+        assert parameters["archive_mode"] == "on"
+        assert parameters["archive_command"] == (
+            "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=pulsebase archive-push %p"
+        )
+        # One rule for the timeout, the archiving module's: a third of the RPO.
+        assert parameters["archive_timeout"] == "1200s"
+    assert config["postgresql"]["recovery_conf"] == {
+        "restore_command": "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf"
+        " --stanza=pulsebase archive-get %f %p"
+    }
+
+
+def test_wal_is_not_archived_with_backups_off() -> None:
+    config = config_of(pulsebase(backup={"enabled": False}))
     for parameters in (
         config["bootstrap"]["dcs"]["postgresql"]["parameters"],
         config["postgresql"]["parameters"],
@@ -206,6 +225,20 @@ def test_wal_is_not_archived_until_backups_create_the_stanza() -> None:
         assert parameters["archive_mode"] == "off"
         assert "archive_command" not in parameters
         assert "archive_timeout" not in parameters
+    assert "recovery_conf" not in config["postgresql"]
+
+
+def test_the_pgbackrest_config_map_is_mounted_only_when_backups_are_on() -> None:
+    on = find(postgres.render(pulsebase()).objects, "StatefulSet")
+    assert {"name": "pgbackrest", "configMap": {"name": "shop-pgbackrest"}} in pod_spec(on)[
+        "volumes"
+    ]
+    assert {"name": "pgbackrest", "mountPath": "/etc/pgbackrest", "readOnly": True} in container(
+        on
+    )["volumeMounts"]
+    off = find(postgres.render(pulsebase(backup={"enabled": False})).objects, "StatefulSet")
+    assert all(v["name"] != "pgbackrest" for v in pod_spec(off)["volumes"])
+    assert all(m["name"] != "pgbackrest" for m in container(off)["volumeMounts"])
 
 
 def test_bootstrap_dcs_settings() -> None:
@@ -215,13 +248,6 @@ def test_bootstrap_dcs_settings() -> None:
     assert dcs["retry_timeout"] == 10
     assert dcs["maximum_lag_on_failover"] > 0
     assert dcs["postgresql"]["use_pg_rewind"] is True
-
-
-@pytest.mark.parametrize(
-    ("rpo", "seconds"), [("1m", 60), ("2m30s", 150), ("15m", 300), ("24h", 300)]
-)
-def test_archive_timeout_follows_the_rpo_within_one_to_five_minutes(rpo: str, seconds: int) -> None:
-    assert postgres.archive_timeout(pulsebase(backup={"rpo": rpo})) == seconds
 
 
 def test_pg_hba_requires_passwords_over_the_network() -> None:

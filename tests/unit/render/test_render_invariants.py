@@ -147,7 +147,11 @@ def test_every_container_is_read_only_with_resources_and_probes(pb: models.Pulse
             continue
         spec = pod_spec(workload)
         assert spec["enableServiceLinks"] is False
-        if workload["kind"] == "StatefulSet" and workload["metadata"]["name"].endswith("-postgres"):
+        # Patroni and the backup jobs talk to the API server; nothing else does.
+        talks_to_api = (
+            workload["kind"] == "StatefulSet" and workload["metadata"]["name"].endswith("-postgres")
+        ) or workload["metadata"]["labels"][labels.COMPONENT_LABEL] == "backups"
+        if talks_to_api:
             assert spec["automountServiceAccountToken"] is True
         else:
             assert spec["automountServiceAccountToken"] is False
@@ -203,7 +207,7 @@ def test_objects_have_nothing_the_api_server_would_drop(pb: models.PulseBase) ->
 def test_objects_carry_namespace_and_component_labels_and_nothing_the_reconciler_owns(
     pb: models.PulseBase,
 ) -> None:
-    component_values = {"postgres", "redis", "objectstore", "api", "edge", "monitoring"}
+    component_values = {"postgres", "redis", "objectstore", "api", "edge", "monitoring", "backups"}
     for obj in stack.render(pb, served=SERVED).objects:
         metadata: dict[str, Any] = obj["metadata"]
         assert {"apiVersion", "kind", "metadata"} <= set(obj)
@@ -220,12 +224,18 @@ def test_object_identities_are_unique() -> None:
     assert len(identities) == len(set(identities))
 
 
+def pod_template(workload: Object) -> dict[str, Any]:
+    if workload["kind"] == "CronJob":
+        return workload["spec"]["jobTemplate"]["spec"]["template"]  # type: ignore[no-any-return]
+    return workload["spec"]["template"]  # type: ignore[no-any-return]
+
+
 def test_workloads_are_selected_only_by_their_own_pods() -> None:
     """A selector that matches another workload's pods would let PDBs, Services and
     spread constraints count the wrong pods."""
     objects = stack.render(pulsebase(), served=SERVED).objects
     templates = [
-        (o["metadata"]["name"], o["spec"]["template"]["metadata"]["labels"])
+        (o["metadata"]["name"], pod_template(o)["metadata"]["labels"])
         for o in objects
         if o["kind"] in WORKLOADS
     ]
