@@ -166,3 +166,21 @@ def test_every_rule_says_why_it_is_needed() -> None:
         if re.match(r"\s*- apiGroups:", line):
             above = source[number - 1].strip()
             assert above.startswith("#"), f"_rbac.tpl:{number + 1}: a rule without a comment"
+
+
+def test_every_role_a_stack_renders_grants_only_what_the_operator_holds() -> None:
+    """Kubernetes refuses to let the operator create a Role granting more than it holds
+    itself (Patroni's, the backup Jobs')."""
+    from pulsebase_operator.render import stack
+    from tests.unit.render.examples import pulsebase
+    from tests.unit.render.test_render_invariants import everything
+
+    (cluster_role,) = helm.of_kind(helm.template(), "ClusterRole")
+    held = flatten(cluster_role["rules"])
+    for pb in (pulsebase(), everything("shop")):
+        for role in (o for o in stack.render(pb).objects if o["kind"] == "Role"):
+            for rule in role["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        missing = set(rule["verbs"]) - held.get((group, resource), set())
+                        assert not missing, (role["metadata"]["name"], group, resource, missing)
