@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.e2e.conftest import GROUP, PLURAL, VERSION
-from tests.support.invalid_cases import CREATE_CASES, UPDATE_CASES, Case
+from tests.e2e.conftest import GROUP, PLURAL, VERSION, Operator, wait_for
+from tests.support.invalid_cases import CREATE_CASES, OPERATOR_CASES, UPDATE_CASES, Case
 from tests.support.localcluster import LocalCluster
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +99,29 @@ def test_refused_manifests_create_no_children(
     assert apps.list_namespaced_deployment(bad_input_namespace).items == []
     secrets = core.list_namespaced_secret(bad_input_namespace).items
     assert all(not s.metadata.name.startswith("bad-") for s in secrets)
+
+
+@pytest.mark.parametrize("case", OPERATOR_CASES, ids=lambda c: c.id)
+def test_a_spec_only_the_models_refuse_fails_with_invalid_spec_naming_the_field(
+    api_client: k8s.ApiClient, operator: Operator, namespace: str, case: Case
+) -> None:
+    custom = k8s.CustomObjectsApi(api_client)
+    # The API server accepts it: these rules need a cron parser, a time zone database
+    # or the other PulseBase, which a CEL rule does not have.
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, manifest(case, case.spec, namespace)
+    )
+
+    def failed() -> dict[str, Any] | None:
+        pb = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, case.name)
+        status = pb.get("status") or {}
+        return status if status.get("phase") == "Failed" else None
+
+    status = wait_for(failed, timeout=60, what=f"{case.id} reported Failed")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "InvalidSpec"
+    assert case.field_path.removeprefix("spec.") in ready["message"]
+    assert case.message in ready["message"]
+    apps = k8s.AppsV1Api(api_client)
+    assert apps.list_namespaced_stateful_set(namespace).items == []

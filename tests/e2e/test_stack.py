@@ -72,6 +72,7 @@ def names(api: k8s.ApiClient, namespace: str) -> dict[str, set[str]]:
             o.metadata.name for o in policy.list_namespaced_pod_disruption_budget(namespace).items
         },
         "Job": {o.metadata.name for o in batch.list_namespaced_job(namespace).items},
+        "CronJob": {o.metadata.name for o in batch.list_namespaced_cron_job(namespace).items},
     }
 
 
@@ -121,6 +122,9 @@ def test_example_stack_becomes_ready_with_every_child(
         "shop-api-keys",
     } <= children["Secret"]
     assert {f"data-shop-postgres-{i}" for i in range(3)} <= children["PVC"]
+    assert "shop-backup-stanza" in children["Job"]
+    assert children["CronJob"] == {"shop-backup-full", "shop-backup-incr", "shop-backup-vec"}
+    assert {"shop-pgbackrest"} <= children["ConfigMap"]
 
     # What `kubectl get pb` and `kubectl describe pb` show.
     status = pb["status"]
@@ -175,6 +179,59 @@ def test_example_stack_becomes_ready_with_every_child(
     assert operator.metric("pulsebase_operator_api_writes_total") == counted_before
     assert operator.metric("pulsebase_operator_reconcile_duration_seconds_count") > 0
     print(f"write requests in {_passes(operator) - passes_before} steady passes: {len(writes)}")
+
+
+def test_backup_cron_jobs_follow_the_spec_schedule_and_time_zone(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
+) -> None:
+    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
+    batch = k8s.BatchV1Api(api_client)
+    expected = {
+        "shop-backup-full": "0 1 * * *",
+        "shop-backup-incr": "30 * * * *",
+        "shop-backup-vec": "0 3 * * *",
+    }
+
+    def schedules() -> dict[str, tuple[str, str, str]]:
+        return {
+            job.metadata.name: (
+                job.spec.schedule,
+                job.spec.time_zone,
+                job.spec.concurrency_policy,
+            )
+            for job in batch.list_namespaced_cron_job(namespace).items
+        }
+
+    found = wait_for(
+        lambda: schedules() if set(schedules()) == set(expected) else None,
+        what="the three backup CronJobs",
+    )
+    assert found == {name: (cron, "UTC", "Forbid") for name, cron in expected.items()}
+    full = batch.read_namespaced_cron_job("shop-backup-full", namespace)
+    container = full.spec.job_template.spec.template.spec.containers[0]
+    assert container.command[1:3] == ["backup-job", "--kind=full"]
+    assert full.metadata.owner_references[0].name == "shop"
+
+    # A changed schedule and time zone reach the CronJobs on the next pass.
+    patch_spec(
+        api_client,
+        namespace,
+        "shop",
+        {"backup": {"timeZone": "Europe/Berlin", "schedules": {"full": "15 2 * * *"}}},
+    )
+    found = wait_for(
+        lambda: (
+            schedules() if schedules().get("shop-backup-full", ("",))[0] == "15 2 * * *" else None
+        ),
+        what="the new full-backup schedule",
+    )
+    assert found["shop-backup-full"] == ("15 2 * * *", "Europe/Berlin", "Forbid")
+    assert found["shop-backup-incr"] == ("30 * * * *", "Europe/Berlin", "Forbid")
+
+    # Backups off: the CronJobs and the stanza Job are pruned.
+    patch_spec(api_client, namespace, "shop", {"backup": {"enabled": False}})
+    wait_for(lambda: not schedules(), what="the backup CronJobs pruned")
+    assert "shop-backup-stanza" not in names(api_client, namespace)["Job"]
 
 
 def test_a_stale_status_entry_is_removed_once_not_rewritten_forever(
