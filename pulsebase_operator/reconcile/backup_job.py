@@ -206,10 +206,17 @@ def dump_to_bucket(
     emit: Emit,
     s3: Any = None,
     now: datetime.datetime | None = None,
+    conn_params: Mapping[str, Any] | None = None,
+    connection_args: Sequence[str] | None = None,
 ) -> str | None:
     """Dump the vector tables into the backups bucket; the key written, or None when no
-    table has a vector column."""
-    conn_params = primary_connection(pb)
+    table has a vector column.
+
+    `conn_params` reach the database from here to list the tables (default: the primary
+    Service); `connection_args` are pg_dump's where it runs (default: the container's
+    socket, as the superuser).
+    """
+    conn_params = conn_params or primary_connection(pb)
     tables = vectors.vector_tables(conn_params)
     if not tables:
         emit({"event": "no vector tables", "database": conn_params["dbname"]})
@@ -218,13 +225,14 @@ def dump_to_bucket(
 
     # pg_dump of the server's own version runs beside it, as the superuser over the
     # container's socket; its output comes back over the exec stream.
-    args = [
-        *vectors.dump_arguments(tables),
-        f"--host={postgres.SOCKET_DIR}",
-        f"--port={postgres.PORT}",
-        f"--username={postgres.SUPERUSER}",
-        f"--dbname={conn_params['dbname']}",
-    ]
+    if connection_args is None:
+        connection_args = [
+            f"--host={postgres.SOCKET_DIR}",
+            f"--port={postgres.PORT}",
+            f"--username={postgres.SUPERUSER}",
+            f"--dbname={conn_params['dbname']}",
+        ]
+    args = [*vectors.dump_arguments(tables), *connection_args]
     moment = now or datetime.datetime.now(datetime.UTC)
     key = f"{VECTOR_PREFIX}{moment.strftime('%Y%m%dT%H%M%SZ')}.dump"
     client = s3 if s3 is not None else bucket_client(pb)

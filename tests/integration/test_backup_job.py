@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from pulsebase_operator import backups
+from pulsebase_operator.api import models
 from pulsebase_operator.backups import job, process
 from pulsebase_operator.backups.errors import BackupError
 from pulsebase_operator.policy import retention
 from pulsebase_operator.reconcile import backup_job
 from tests.integration.backupbed import BackupBed, TlsS3Server
+from tests.integration.servers import PG_SUPERUSER_PASSWORD
 
 
 def test_full_then_incremental_then_retention_after_the_next_full(
@@ -129,3 +133,123 @@ def _gid(user: str | None) -> int | None:
     import pwd
 
     return pwd.getpwnam(user).pw_gid
+
+
+class LocalPrimary:
+    """The exec transport, replaced by a local process: pg_dump of the pgvector server,
+    its stdout handed on in chunks as the exec stream hands them."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.commands: list[list[str]] = []
+
+    def stream(
+        self, args: Sequence[str], *, step: str, timeout: float, on_stdout: Any
+    ) -> tuple[int, str]:
+        command = [str(self.server.bindir / "pg_dump"), *args[1:]]
+        self.commands.append(command)
+        child = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PGPASSWORD": PG_SUPERUSER_PASSWORD},
+        )
+        assert child.stdout is not None and child.stderr is not None
+        for chunk in iter(lambda: child.stdout.read(64 * 1024), b""):  # type: ignore[union-attr]
+            on_stdout(chunk)
+        err = child.stderr.read().decode()
+        return child.wait(timeout=timeout), err
+
+
+def test_the_vector_job_streams_a_dump_that_restores_and_uploads_nothing_on_failure(
+    pgvector_server: Any, s3_tls_server: TlsS3Server, tmp_path: Any
+) -> None:
+    from tests.integration.test_vectors import ROWS, add_embeddings, new_database, run_tool
+
+    db = new_database(pgvector_server)
+    db.execute("CREATE EXTENSION vector")
+    fresh = new_database(pgvector_server)
+    client = s3_tls_server.client()
+    pb = models.PulseBase.from_body(
+        {
+            "metadata": {"name": f"v{uuid.uuid4().hex[:8]}", "namespace": "prod"},
+            "spec": {"version": "2.4.1"},
+        }
+    )
+    bucket = f"{pb.metadata.name}-backups"
+    client.create_bucket(Bucket=bucket)
+    connection_args = [
+        "--host=127.0.0.1",
+        f"--port={pgvector_server.port}",
+        "--username=postgres",
+        f"--dbname={db.name}",
+    ]
+    events: list[Mapping[str, Any]] = []
+    try:
+        # No vector table yet: nothing is uploaded, and the job says so.
+        primary = LocalPrimary(pgvector_server)
+        nothing = backup_job.dump_to_bucket(
+            pb,
+            in_primary=primary,  # type: ignore[arg-type]
+            emit=events.append,
+            s3=client,
+            conn_params=db.params(),
+            connection_args=connection_args,
+        )
+        assert nothing is None and primary.commands == []
+        assert events[-1]["event"] == "no vector tables"
+        assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+        add_embeddings(db)
+        moment = datetime.datetime(2026, 12, 4, 3, 0, 7, tzinfo=datetime.UTC)
+        key = backup_job.dump_to_bucket(
+            pb,
+            in_primary=primary,  # type: ignore[arg-type]
+            emit=events.append,
+            s3=client,
+            now=moment,
+            conn_params=db.params(),
+            connection_args=connection_args,
+        )
+        assert key == "vector-tables/20261204T030007Z.dump"
+        # The same arguments as dump_vector_tables, to stdout.
+        (command,) = primary.commands
+        assert "--format=custom" in command and "--extension=vector" in command
+        assert not any(arg.startswith("--file") for arg in command)
+        dump = tmp_path / "from-bucket.dump"
+        dump.write_bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+        fresh.execute("CREATE SCHEMA media")
+        run_tool(
+            pgvector_server,
+            "pg_restore",
+            "--exit-on-error",
+            "--no-owner",
+            "-d",
+            fresh.name,
+            str(dump),
+        )
+        for count in ("SELECT count(*) FROM docs", 'SELECT count(*) FROM media."Images"'):
+            assert fresh.execute(count) == [(ROWS,)]
+        query = "SELECT id, embedding::text FROM docs ORDER BY id"
+        assert fresh.execute(query) == db.execute(query)
+
+        # pg_dump failing (a database that is not there) leaves no object behind.
+        broken = [*connection_args[:-1], "--dbname=no_such_database"]
+        with pytest.raises(BackupError) as raised:
+            backup_job.dump_to_bucket(
+                pb,
+                in_primary=primary,  # type: ignore[arg-type]
+                emit=events.append,
+                s3=client,
+                now=moment + datetime.timedelta(hours=1),
+                conn_params=db.params(),
+                connection_args=broken,
+            )
+        assert raised.value.step == "dump vector tables"
+        assert "no_such_database" in raised.value.reason
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert keys == [key]
+    finally:
+        for database in (db, fresh):
+            pgvector_server.execute(f"DROP DATABASE {database.name} WITH (FORCE)")
