@@ -117,7 +117,12 @@ def cmd_backup_job(args: argparse.Namespace) -> int:
     from pulsebase_operator.kube.client import load_config
     from pulsebase_operator.reconcile import backup_job
 
-    api_client, _ = load_config(args.kubeconfig)
+    try:
+        api_client, _ = load_config(args.kubeconfig)
+    except Exception as error:  # the client's ConfigException, or an unreadable file
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: load the cluster configuration failed: {reason}", file=sys.stderr)
+        return backup_job.EXIT_CLUSTER
     return backup_job.main(
         kind=args.kind,
         name=args.name,

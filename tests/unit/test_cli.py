@@ -182,3 +182,23 @@ def test_render_names_a_file_that_does_not_exist(tmp_path: Path) -> None:
     done = run("render", "-f", str(tmp_path / "missing.yaml"))
     assert done.returncode == 2
     assert "missing.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_backup_job_refuses_a_kind_it_does_not_know_before_touching_a_cluster() -> None:
+    done = run("backup-job", "--kind", "diff", "--name", "shop", "--namespace", "prod")
+    assert done.returncode == 2
+    assert "invalid choice: 'diff'" in done.stderr
+
+
+def test_backup_job_with_an_unreadable_kubeconfig_fails_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-kubeconfig"
+    done = run(
+        "backup-job",
+        "--kind=full",
+        "--name=shop",
+        "--namespace=prod",
+        f"--kubeconfig={missing}",
+    )
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: load the cluster configuration failed: ")
