@@ -61,6 +61,14 @@ def run(
         log({"event": "stanza ready", "stanza": stanza.name, "seconds": _since(started)})
         return Outcome(kind=kind)
 
+    # Before a full backup the stanza is made sure of too: the stanza Job runs once, and
+    # a stanza lost since (a bucket emptied, a Job that gave up before the primary was
+    # up) would otherwise fail every backup until someone noticed.
+    if kind == "full":
+        started = time.monotonic()
+        pgbackrest.stanza_create(stanza)
+        log({"event": "stanza ready", "stanza": stanza.name, "seconds": _since(started)})
+
     started = time.monotonic()
     label = pgbackrest.backup(stanza, kind="full" if kind == "full" else "incr")
     log({"event": "backup taken", "kind": kind, "label": label, "seconds": _since(started)})
