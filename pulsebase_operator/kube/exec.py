@@ -114,21 +114,25 @@ class PodExec:
             reason = getattr(error, "reason", None) or str(error)
             raise ExecError(step, f"cannot exec in pod {where}: {reason}") from None
         deadline = time.monotonic() + timeout
-        status = b""
+        status: list[bytes] = []
+
+        def drain() -> None:
+            # Each read may itself receive more frames, the close among them.
+            for channel, sink in ((STDOUT, on_stdout), (STDERR, errors.append)):
+                chunk = response.read_channel(channel, timeout=0)
+                if chunk:
+                    sink(_bytes(chunk))
+            chunk = response.read_channel(STATUS, timeout=0)
+            if chunk:
+                status.append(_bytes(chunk))
+
         try:
             while True:
-                # Take what has arrived before looking whether the stream is closed:
-                # the last chunk and the status come just before the close.
-                chunk = response.read_channel(STDOUT, timeout=0)
-                if chunk:
-                    on_stdout(_bytes(chunk))
-                chunk = response.read_channel(STDERR, timeout=0)
-                if chunk:
-                    errors.append(_bytes(chunk))
-                chunk = response.read_channel(STATUS, timeout=0)
-                if chunk:
-                    status += _bytes(chunk)
+                drain()
                 if not response.is_open():
+                    # What arrived with the close (the last chunk, the status) is still
+                    # buffered: take it before leaving.
+                    drain()
                     break
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -138,7 +142,7 @@ class PodExec:
                 response.update(timeout=min(POLL_SECONDS, left))
         finally:
             response.close()
-        return exit_code(status, step=step, where=where)
+        return exit_code(b"".join(status), step=step, where=where)
 
 
 def exit_code(status: bytes, *, step: str, where: str) -> int:

@@ -25,24 +25,34 @@ def exit_status(code: int) -> bytes:
 
 
 class FakeStream:
-    """Delivers one frame per update(), as (channel, bytes); closes after the last."""
+    """Delivers one frame per update(), as (channel, bytes), and closes with the last
+    one, the way the client's WSClient does; reading a channel with nothing buffered
+    receives the next frame first, as its read_channel does."""
 
     def __init__(self, frames: list[tuple[int, bytes]], *, closes: bool = True) -> None:
         self._frames: Iterator[tuple[int, bytes]] = iter(frames)
+        self._left = len(frames)
         self._channels: dict[int, bytes] = {}
         self._open = True
         self._closes = closes
         self.closed = False
 
     def update(self, timeout: float = 0) -> None:
+        if not self._open:
+            return
         try:
             channel, data = next(self._frames)
         except StopIteration:
             self._open = not self._closes
             return
+        self._left -= 1
         self._channels[channel] = self._channels.get(channel, b"") + data
+        if self._left == 0 and self._closes:
+            self._open = False
 
     def read_channel(self, channel: int, timeout: float = 0) -> bytes:
+        if channel not in self._channels:
+            self.update(timeout)
         return self._channels.pop(channel, b"")
 
     def is_open(self) -> bool:
@@ -81,6 +91,13 @@ def test_text_output_and_a_zero_exit_code() -> None:
         "postgres",
     )
     assert call["stdin"] is False and call["tty"] is False and call["binary"] is True
+
+
+def test_output_that_arrives_with_the_close_is_not_lost() -> None:
+    # The status is read first, then the last chunk of stdout comes with the close.
+    stream = FakeStream([(3, SUCCESS), (1, b"tail")])
+    done = pod_exec(stream).run(["pgbackrest", "info"], step="info", timeout=10)
+    assert (done.returncode, done.out) == (0, "tail")
 
 
 def test_a_non_zero_exit_code_is_returned_not_raised() -> None:
