@@ -348,11 +348,16 @@ def stream_into(
 
     def producer() -> None:
         try:
-            produce(pipe.put)
-        except BaseException as error:  # handed to the reader, raised in the upload
-            pipe.put(error)
-        else:
-            pipe.put(None)
+            try:
+                produce(pipe.put)
+            except BaseException as error:  # handed to the reader, raised in the upload
+                pipe.put(error)
+            else:
+                pipe.put(None)
+        except BackupError:
+            # The upload stopped reading (it failed on its own); its error is the one
+            # reported, so the producer just ends.
+            pass
 
     thread = threading.Thread(target=producer, name="pg_dump", daemon=True)
     thread.start()

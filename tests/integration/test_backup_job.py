@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -134,6 +135,14 @@ def test_a_streamed_upload_lands_whole_and_a_failed_one_leaves_nothing(
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == ["vector-tables/a.dump"]
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+    # The upload failing on its own (no such bucket) is the error reported; the producer
+    # stops instead of waiting for a reader forever.
+    with pytest.raises(BackupError) as raised:
+        backup_job.stream_into(client, bucket="no-such-bucket", key="x.dump", produce=whole)
+    assert raised.value.step == "upload vector tables"
+    assert "NoSuchBucket" in raised.value.reason
+    assert not [t for t in threading.enumerate() if t.name == "pg_dump"]
 
 
 def _gid(user: str | None) -> int | None:
