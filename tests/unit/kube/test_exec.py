@@ -1,4 +1,4 @@
-"""The exec helper's reading of the stream: output, exit codes, deadlines, a lost stream."""
+"""How kube.exec reads of the stream: output, exit codes, deadlines, a lost stream."""
 
 from __future__ import annotations
 
