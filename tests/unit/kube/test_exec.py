@@ -1,4 +1,4 @@
-"""How kube.exec reads of the stream: output, exit codes, deadlines, a lost stream."""
+"""How kube.exec reads the stream: output, exit codes, deadlines, a lost stream."""
 
 from __future__ import annotations
 
