@@ -9,6 +9,7 @@ the scrape needs `honorLabels: true` to keep them.
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -87,6 +88,31 @@ SERIES: tuple[Series, ...] = (
         ("volume",),
     ),
     Series("pulsebase_volume_capacity_bytes", "Capacity of a data volume.", ("volume",)),
+    Series(
+        "pulsebase_backup_last_success_timestamp_seconds",
+        "Unix time the newest good backup of a kind finished "
+        "(full, incr, vector-tables, configuration).",
+        ("kind",),
+    ),
+    Series(
+        "pulsebase_backup_rpo_exposure_seconds",
+        "Age of the newest archived WAL segment when the backups bucket was last read: "
+        "the writes a restore then would lose.",
+    ),
+    Series("pulsebase_backup_sets", "Good backup sets per retention tier.", ("tier",)),
+    Series(
+        "pulsebase_drill_last_success_timestamp_seconds",
+        "Unix time the newest successful restore drill finished.",
+    ),
+    Series("pulsebase_drill_succeeded", "1 when the newest restore drill succeeded, else 0."),
+    Series(
+        "pulsebase_drill_recovery_time_seconds",
+        "How long the newest restore drill took until the copy accepted queries.",
+    ),
+    Series(
+        "pulsebase_drill_recovery_point_seconds",
+        "How far the newest drill's copy lay behind the newest archived WAL.",
+    ),
 )
 BY_NAME = {series.name: series for series in SERIES}
 
@@ -102,9 +128,57 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def samples_from_health(*, ready: bool, health: Mapping[str, Any]) -> Samples:
-    """Turn a `status.health` mapping (component -> measured values) into samples."""
+# status.backup field -> the `kind` label of pulsebase_backup_last_success_timestamp_seconds
+BACKUP_KINDS = {
+    "lastFull": "full",
+    "lastIncremental": "incr",
+    "lastVectorTables": "vector-tables",
+    "lastConfiguration": "configuration",
+}
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def samples_from_backup(out: Samples, backup: Mapping[str, Any]) -> None:
+    """Add the samples of a `status.backup` mapping to `out`."""
+
+    def put(name: str, value: Any, *labels: str) -> None:
+        number = _number(value)
+        if number is not None:
+            out[name].append((labels, number))
+
+    for field, kind in BACKUP_KINDS.items():
+        put("pulsebase_backup_last_success_timestamp_seconds", _timestamp(backup.get(field)), kind)
+    put("pulsebase_backup_rpo_exposure_seconds", backup.get("recoveryPointExposureSeconds"))
+    for tier, count in sorted((backup.get("counts") or {}).items()):
+        put("pulsebase_backup_sets", count, str(tier))
+    drill = backup.get("lastDrill")
+    if isinstance(drill, Mapping):
+        succeeded = drill.get("succeeded")
+        put("pulsebase_drill_succeeded", succeeded)
+        if succeeded is True:
+            put("pulsebase_drill_last_success_timestamp_seconds", _timestamp(drill.get("finished")))
+        put("pulsebase_drill_recovery_time_seconds", drill.get("recoveryTimeSeconds"))
+        put("pulsebase_drill_recovery_point_seconds", drill.get("recoveryPointSeconds"))
+
+
+def samples_from_health(
+    *, ready: bool, health: Mapping[str, Any], backup: Mapping[str, Any] | None = None
+) -> Samples:
+    """Turn a `status.health` mapping (component -> measured values) and `status.backup`
+    into samples."""
     out: Samples = {series.name: [] for series in SERIES}
+    samples_from_backup(out, backup or {})
 
     def put(name: str, value: Any, *labels: str) -> None:
         number = _number(value)
@@ -153,8 +227,16 @@ class HealthStore(Collector):
         self._lock = threading.Lock()
         self._by_resource: dict[tuple[str, str], Samples] = {}
 
-    def update(self, *, namespace: str, name: str, ready: bool, health: Mapping[str, Any]) -> None:
-        samples = samples_from_health(ready=ready, health=health)
+    def update(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        ready: bool,
+        health: Mapping[str, Any],
+        backup: Mapping[str, Any] | None = None,
+    ) -> None:
+        samples = samples_from_health(ready=ready, health=health, backup=backup)
         with self._lock:
             self._by_resource[(namespace, name)] = samples
 
