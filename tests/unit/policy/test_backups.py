@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pulsebase_operator.api import models
+from pulsebase_operator.api import models, schedules
 from pulsebase_operator.policy import backups, retention
 from pulsebase_operator.render import stack
 
@@ -120,7 +120,7 @@ def test_a_full_backup_older_than_twice_its_schedule_plus_an_hour_is_overdue() -
     ],
 )
 def test_longest_gap_between_runs(schedule: str, gap: datetime.timedelta) -> None:
-    assert backups.longest_gap(schedule) == gap
+    assert schedules.longest_gap(schedule) == gap
 
 
 def test_a_weekly_full_schedule_allows_two_weeks_and_an_hour() -> None:
