@@ -344,7 +344,9 @@ def observe_backups(
         return
     configuration = found.newest_configuration
     generation = pb.metadata.generation
-    if generation is not None and generation not in found.configuration_generations:
+    # With backups off nothing is written into the backups bucket, this neither.
+    wanted = pb.spec.backup.enabled and generation is not None
+    if wanted and generation not in found.configuration_generations:
         written = write_configuration(pb, target=target, timeout=timeout, now=measured_at)
         if isinstance(written, str):
             into.configuration_problem = written
