@@ -237,6 +237,7 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
             ready=outcome.phase == models.Phase.READY.value,
             health=outcome.health,
             backup=outcome.backup,
+            newest_wal=outcome.newest_wal,
         )
         metrics.PASS_SECONDS.labels("converged" if not outcome.changes else "changed").observe(
             time.monotonic() - started

@@ -50,6 +50,7 @@ class Outcome:
     changes: list[str] = field(default_factory=list)
     health: dict[str, Any] = field(default_factory=dict)  # status.health as written
     backup: dict[str, Any] = field(default_factory=dict)  # status.backup as written
+    newest_wal: float | None = None  # Unix time, from this pass's reading of the bucket
     phase_changed: bool = False
 
 
@@ -209,8 +210,15 @@ def reconcile(
         changes=changes,
         health=dict(status.get("health") or {}),
         backup=dict(status.get("backup") or {}),
+        newest_wal=_newest_wal(backups_seen),
         phase_changed=previous.get("phase") != status["phase"],
     )
+
+
+def _newest_wal(seen: backups.Seen | None) -> float | None:
+    if seen is None or seen.observed is None or seen.observed.newest_wal is None:
+        return None
+    return seen.observed.newest_wal.timestamp()
 
 
 DRILL_CONTAINER = "check"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +97,8 @@ SERIES: tuple[Series, ...] = (
     ),
     Series(
         "pulsebase_backup_rpo_exposure_seconds",
-        "Age of the newest archived WAL segment when the backups bucket was last read: "
-        "the writes a restore then would lose.",
+        "Age of the newest archived WAL segment known, at the scrape: the writes a "
+        "restore now would lose.",
     ),
     Series("pulsebase_backup_sets", "Good backup sets per retention tier.", ("tier",)),
     Series(
@@ -127,6 +128,8 @@ def _number(value: Any) -> float | None:
         return float(value)
     return None
 
+
+EXPOSURE = "pulsebase_backup_rpo_exposure_seconds"
 
 # status.backup field -> the `kind` label of pulsebase_backup_last_success_timestamp_seconds
 BACKUP_KINDS = {
@@ -223,9 +226,14 @@ def samples_from_health(
 class HealthStore(Collector):
     """The newest samples of each PulseBase, rendered on every scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._by_resource: dict[tuple[str, str], Samples] = {}
+        # Unix time of the newest archived WAL segment seen, per PulseBase. The exposure
+        # is measured from it at each scrape, so it keeps growing while the bucket
+        # cannot be read: an archive nobody can see is not trusted to be current.
+        self._newest_wal: dict[tuple[str, str], float] = {}
 
     def update(
         self,
@@ -235,22 +243,33 @@ class HealthStore(Collector):
         ready: bool,
         health: Mapping[str, Any],
         backup: Mapping[str, Any] | None = None,
+        newest_wal: float | None = None,
     ) -> None:
         samples = samples_from_health(ready=ready, health=health, backup=backup)
         with self._lock:
             self._by_resource[(namespace, name)] = samples
+            if newest_wal is not None:
+                self._newest_wal[(namespace, name)] = newest_wal
 
     def forget(self, *, namespace: str, name: str) -> None:
         with self._lock:
             self._by_resource.pop((namespace, name), None)
+            self._newest_wal.pop((namespace, name), None)
 
     def known(self) -> list[tuple[str, str]]:
         with self._lock:
             return sorted(self._by_resource)
 
     def collect(self) -> Iterator[Metric]:
+        now = self._clock()
         with self._lock:
             snapshot = dict(self._by_resource)
+            for key, wal in self._newest_wal.items():
+                if key in snapshot:
+                    exposure: list[tuple[tuple[str, ...], float]] = [
+                        ((), max(0.0, round(now - wal, 3)))
+                    ]
+                    snapshot[key] = {**snapshot[key], EXPOSURE: exposure}
         for series in SERIES:
             labels = [*BASE_LABELS, *series.extra_labels]
             family: CounterMetricFamily | GaugeMetricFamily

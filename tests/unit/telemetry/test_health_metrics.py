@@ -138,3 +138,19 @@ def test_a_failed_drill_has_no_success_time() -> None:
     found = samples(scrape(store))
     assert found[("pulsebase_drill_succeeded", at())] == 0
     assert ("pulsebase_drill_last_success_timestamp_seconds", at()) not in found
+
+
+def test_the_exposure_grows_from_the_newest_wal_known_even_without_new_readings() -> None:
+    now = [1796376604.0]
+    store = health.HealthStore(clock=lambda: now[0])
+    store.update(
+        namespace="prod", name="shop", ready=True, health={}, backup=BACKUP, newest_wal=now[0] - 40
+    )
+    exposure = ("pulsebase_backup_rpo_exposure_seconds", at())
+    assert samples(scrape(store))[exposure] == 40
+    # The bucket cannot be read for 20 minutes: passes bring no WAL time, the age grows.
+    now[0] += 1200
+    store.update(namespace="prod", name="shop", ready=True, health={}, backup=BACKUP)
+    assert samples(scrape(store))[exposure] == 1240
+    store.forget(namespace="prod", name="shop")
+    assert exposure not in samples(scrape(store))
