@@ -70,6 +70,8 @@ def assess(
         return kept, health(pb, None, unobservable=why)
     status = backup_status(pb, seen.observed, drill=drill)
     true, reason, message = health(pb, status, now=seen.observed.measured_at)
+    if seen.observed.notes:
+        message = f"{message} {_capital('; '.join(seen.observed.notes))}."
     if seen.configuration_problem and true is not False:
         true, reason, message = False, "ConfigurationBackupFailed", seen.configuration_problem
     elif seen.configuration_problem:

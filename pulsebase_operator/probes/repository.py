@@ -11,9 +11,11 @@ This module turns those into plain values: the sets in the shape of `pgbackrest 
 archived WAL segment, and the newest object of each other kind. It does I/O with the
 bucket only; what the values mean for status is the caller's.
 
-Listing is bounded: the archive is never listed whole. Only the newest archive id's
-newest timeline-and-log folder is listed (at most 256 segments, one page), and every
-other listing stops after MAX_LIST_PAGES pages; a note says when it stopped early.
+Listing is bounded: the archive is never listed whole. Only the folder names of the
+archive, then the newest archive id's newest timeline-and-log folder are listed (at
+most 256 segments, one page), and every listing stops after MAX_LIST_PAGES pages; a
+note says when it stopped early. An archive id with more folders than that (20 000
+folders of 4 GB of WAL each) would be read among its first folders only.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def _catalog(
     return None
 
 
-def _prefixes(client: S3Client, bucket: str, prefix: str) -> list[str]:
+def _prefixes(client: S3Client, bucket: str, prefix: str, *, notes: list[str]) -> list[str]:
     """The folder names right under prefix, relative to it."""
     found: list[str] = []
     paginator = client.get_paginator("list_objects_v2")
@@ -183,7 +185,8 @@ def _prefixes(client: S3Client, bucket: str, prefix: str) -> list[str]:
     )
     for number, page in enumerate(pages, start=1):
         found += [p["Prefix"][len(prefix) :] for p in page.get("CommonPrefixes", [])]
-        if number >= MAX_LIST_PAGES:
+        if page.get("IsTruncated", False) and number >= MAX_LIST_PAGES:
+            notes.append(f"only the first {number} pages of {prefix} were listed")
             break
     return found
 
@@ -191,14 +194,18 @@ def _prefixes(client: S3Client, bucket: str, prefix: str) -> list[str]:
 def _newest_wal(client: S3Client, bucket: str, *, stanza: str, notes: list[str]) -> Newest | None:
     archive = f"{REPO_PREFIX}/archive/{stanza}/"
     # A stanza upgrade (a new major version) starts a new archive id; the highest is live.
-    ids = [m for p in _prefixes(client, bucket, archive) if (m := _ARCHIVE_ID.match(p))]
+    ids = [
+        m for p in _prefixes(client, bucket, archive, notes=notes) if (m := _ARCHIVE_ID.match(p))
+    ]
     if not ids:
         return None
     newest_id = max(ids, key=lambda m: int(m["id"])).group(0)
     # Folders are timeline then log number in hex, so the greatest name holds the newest
     # segments; an empty one (just created) falls back to the one before.
     folders = sorted(
-        p for p in _prefixes(client, bucket, archive + newest_id) if _LOG_FOLDER.match(p)
+        p
+        for p in _prefixes(client, bucket, archive + newest_id, notes=notes)
+        if _LOG_FOLDER.match(p)
     )
     for folder in reversed(folders[-2:]):
         prefix = archive + newest_id + folder

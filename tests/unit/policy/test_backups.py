@@ -220,3 +220,15 @@ def test_a_secret_among_the_objects_is_refused_not_written() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-db"}, "data": {}}
     with pytest.raises(ValueError, match="no Secret, and got shop-db"):
         backups.configuration_document(pulsebase(), [secret], now=NOW)
+
+
+def test_what_the_reading_could_not_cover_is_said_in_the_message() -> None:
+    reading = observed(HEALTHY_SETS)
+    noted = backups.Observed(
+        **{**reading.__dict__, "notes": ["only the first 20 pages of vector-tables/ were listed"]}
+    )
+    _, (true, _, message) = backups.assess(
+        pulsebase(), backups.Seen(observed=noted), drill=drill(), previous=None
+    )
+    assert true is True
+    assert message.endswith(". Only the first 20 pages of vector-tables/ were listed.")
