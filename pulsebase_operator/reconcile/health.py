@@ -312,7 +312,11 @@ def probe_round(
         )
     found = Round(readings=readings, skipped=the_plan.skipped, interval_seconds=interval)
     target = the_plan.targets.get("objectStorage")
-    if isinstance(target, probes.ObjectStoreTarget) and target.backups_bucket:
+    storage = readings.get("objectStorage")
+    if storage is not None and not storage.healthy:
+        # Asking again would cost another timeout and say less than the probe did.
+        found.backups_unobservable = f"The backups bucket is not read. {storage.message}"
+    elif isinstance(target, probes.ObjectStoreTarget) and target.backups_bucket:
         observe_backups(pb, target=target, timeout=timeout_for(interval), into=found)
     else:
         why = the_plan.skipped.get("objectStorage", "No object storage target is probed.")

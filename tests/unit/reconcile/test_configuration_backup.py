@@ -97,3 +97,30 @@ def test_a_refused_write_is_recorded_and_the_reading_kept(bucket: Bucket) -> Non
         "The configuration backup of generation 2 failed: Could not write: AccessDenied."
     )
     assert found.backups is not None and found.backups.newest_configuration is None
+
+
+def test_an_unreachable_object_storage_is_not_asked_again_for_backups(
+    monkeypatch: pytest.MonkeyPatch, bucket: Bucket
+) -> None:
+    def no_read(*_: Any, **__: Any) -> None:
+        raise AssertionError("the bucket was read although the probe had failed")
+
+    down = probes.Reading(
+        component="objectStorage",
+        healthy=False,
+        reason="Unreachable",
+        message="Could not reach object storage: connection refused.",
+        measured_at=NOW,
+        values={},
+    )
+    monkeypatch.setattr(repository, "read", no_read)
+    monkeypatch.setattr(
+        health, "plan", lambda *_, **__: health.Plan(targets={"objectStorage": TARGET}, skipped={})
+    )
+    monkeypatch.setattr(probes, "run", lambda *_, **__: {"objectStorage": down})
+    found = health.probe_round(None, pulsebase(2), scope=health.Scope.ALL, previous=None)  # type: ignore[arg-type]
+    assert found.backups is None
+    assert found.backups_unobservable == (
+        "The backups bucket is not read. Could not reach object storage: connection refused."
+    )
+    assert bucket.written == {}
