@@ -14,7 +14,7 @@ import datetime
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -270,7 +270,6 @@ class Round:
     backups_unobservable: str | None = None
     # Why this round's configuration backup could not be written, if it could not.
     configuration_problem: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 class Readings:

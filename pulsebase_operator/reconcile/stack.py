@@ -165,8 +165,7 @@ def reconcile(
         event("Pruned", f"Deleted {obj['kind']} {obj['metadata']['name']}, no longer desired")
 
     # Backups from the newest reading of the bucket, and the newest finished drill Job.
-    old_backup = previous.get("backup")
-    old_status = models.BackupStatus.model_validate(old_backup) if old_backup else None
+    old_status = _backup_status_of(previous)
     drill = last_drill(
         kube,
         namespace=namespace,
@@ -213,6 +212,18 @@ def reconcile(
         newest_wal=_newest_wal(backups_seen),
         phase_changed=previous.get("phase") != status["phase"],
     )
+
+
+def _backup_status_of(previous: Mapping[str, Any]) -> models.BackupStatus | None:
+    """The status.backup written before; None when absent or not ours to read (edited
+    by hand, say): the next reading writes it anew."""
+    value = previous.get("backup")
+    if not value:
+        return None
+    try:
+        return models.BackupStatus.model_validate(value)
+    except ValidationError:
+        return None
 
 
 def _newest_wal(seen: backups.Seen | None) -> float | None:

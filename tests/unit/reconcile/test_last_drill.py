@@ -129,3 +129,9 @@ def test_jobs_of_other_components_are_not_drills() -> None:
     other = job("shop-backup-full-1", "Complete", "2026-12-06T05:00:00Z")
     other["metadata"]["labels"] = labels.component("shop", "backup")
     assert drill(Pods({}), [other]) is None
+
+
+def test_a_status_backup_edited_out_of_shape_is_read_as_none_not_a_failed_pass() -> None:
+    assert stack._backup_status_of({"backup": {"lastFull": 5, "lastDrill": {"x": 1}}}) is None
+    kept = stack._backup_status_of({"backup": {"lastFull": "2026-12-03T01:00:08Z"}})
+    assert kept == models.BackupStatus(last_full="2026-12-03T01:00:08Z")
