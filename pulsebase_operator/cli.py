@@ -213,6 +213,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if lost.is_set() else 0
 
 
+def cmd_manual_job(args: argparse.Namespace) -> int:
+    """`backup` and `drill`: start one run of the CronJob now, as a Job."""
+    from pulsebase_operator.kube.client import Kube, KubeError, load_config
+    from pulsebase_operator.reconcile import manual
+
+    what = args.kind if args.command == "backup" else "drill"
+    try:
+        api_client, _ = load_config(args.kubeconfig)
+        started = manual.start(
+            Kube(api_client), namespace=args.namespace, pulsebase=args.name, what=what
+        )
+    except manual.ManualJobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KubeError as error:
+        print(f"error: could not {error.step}: {error.detail}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a kubeconfig that cannot be loaded, say
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"job.batch/{started.name} created from cronjob/{started.cron_job}")
+    print(f"follow it: kubectl -n {started.namespace} logs -f job/{started.name}")
+    return 0
+
+
 def _hand_over(election: Any, stop: threading.Event, lost: threading.Event) -> None:
     """Stop renewing and give the Lease back (once), unless it was lost already."""
     if not stop.is_set():
@@ -333,6 +358,22 @@ def parser() -> argparse.ArgumentParser:
         "--kubeconfig", help="kubeconfig file; in-cluster or ~/.kube/config by default"
     )
     job.set_defaults(func=cmd_backup_job)
+
+    backup = commands.add_parser(
+        "backup", help="take a backup now, from the PulseBase's backup CronJob"
+    )
+    backup.add_argument("name", help="the PulseBase")
+    backup.add_argument("--kind", choices=["full", "incr"], default="full")
+    drill = commands.add_parser(
+        "drill", help="run a restore drill now, from the PulseBase's drill CronJob"
+    )
+    drill.add_argument("name", help="the PulseBase")
+    for manual in (backup, drill):
+        manual.add_argument("-n", "--namespace", default="default", help="(default: default)")
+        manual.add_argument(
+            "--kubeconfig", help="kubeconfig file; in-cluster or ~/.kube/config by default"
+        )
+        manual.set_defaults(func=cmd_manual_job)
 
     commands.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(func=cmd_crd)
     commands.add_parser("version", help="print the version").set_defaults(func=cmd_version)

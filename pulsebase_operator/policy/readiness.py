@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pulsebase_operator.api import models
+from pulsebase_operator.policy import backups
 from pulsebase_operator.render import monitoring, naming
 from pulsebase_operator.render.parts import Component, Workload
 
@@ -206,6 +207,8 @@ def stack_status(
     error: str | None = None,
     health: Mapping[str, Probed] | None = None,
     unserved: Collection[tuple[str, str]] = (),
+    backup: models.BackupStatus | None = None,
+    backup_health: tuple[bool | None, str, str] | None = None,
 ) -> Verdict:
     """Status for the whole stack. `health` holds the live probes' last findings (None
     leaves status.health as the previous pass wrote it); `unserved` the optional kinds
@@ -271,6 +274,10 @@ def stack_status(
     ]
     # Alert rules are an extra, not a component: without them the stack is still Ready.
     conditions.append(cond(ALERT_RULES, *alert_rules(pb, unserved=unserved)))
+    # Recoverability is reported beside readiness: stale backups page, but the stack
+    # still serves its users, so they do not make it Degraded.
+    if backup_health is not None:
+        conditions.append(cond(backups.CONDITION, *backup_health))
 
     old_version = previous.get("version")
     # Claim a running release only when API pods run it (not when scaled to zero).
@@ -286,7 +293,9 @@ def stack_status(
             conditions=conditions,
             components=statuses,
             buckets=buckets,
-            backup=_keep(previous, "backup", models.BackupStatus),
+            backup=backup
+            if backup_health is not None
+            else _keep(previous, "backup", models.BackupStatus),
             health=_health(health, previous),
         ),
         decision=decision,

@@ -107,7 +107,7 @@ def probe(target: ObjectStoreTarget, *, timeout: float, previous: Reading | None
         )
 
     try:
-        client = _client(target, timeout=timeout)
+        client = s3_client(target, timeout=timeout)
     except (ValueError, botocore.exceptions.BotoCoreError) as error:
         return unhealthy(
             INVALID_TARGET, f"Cannot use {target.endpoint!r} as an S3 endpoint: {error}"
@@ -173,7 +173,7 @@ def probe(target: ObjectStoreTarget, *, timeout: float, previous: Reading | None
     )
 
 
-def _client(target: ObjectStoreTarget, *, timeout: float) -> S3Client:
+def s3_client(target: ObjectStoreTarget, *, timeout: float) -> S3Client:
     config = Config(
         connect_timeout=timeout,
         read_timeout=timeout,
@@ -199,7 +199,7 @@ def _bucket(client: S3Client, name: str) -> tuple[dict[str, Any], str | None]:
     try:
         status = client.get_bucket_versioning(Bucket=name).get("Status")
     except botocore.exceptions.ClientError as error:
-        code = _code(error)
+        code = error_code(error)
         if code in _MISSING_CODES:
             return unusable, BUCKET_MISSING
         if code not in _FORBIDDEN_CODES:
@@ -209,7 +209,7 @@ def _bucket(client: S3Client, name: str) -> tuple[dict[str, Any], str | None]:
         try:
             client.head_bucket(Bucket=name)
         except botocore.exceptions.ClientError as head_error:
-            if _code(head_error) in _MISSING_CODES:
+            if error_code(head_error) in _MISSING_CODES:
                 return unusable, BUCKET_MISSING
             return unusable, BUCKET_FORBIDDEN
         except botocore.exceptions.BotoCoreError as head_error:
@@ -226,7 +226,7 @@ def _list_buckets(client: S3Client) -> None:
         client.list_buckets()
     except botocore.exceptions.ClientError as error:
         # A key scoped to its buckets may not list them; the endpoint still answered.
-        if _code(error) not in _FORBIDDEN_CODES:
+        if error_code(error) not in _FORBIDDEN_CODES:
             raise _endpoint_failure(error) from error
     except botocore.exceptions.BotoCoreError as error:
         raise _endpoint_failure(error) from error
@@ -258,7 +258,7 @@ def _newest_age(
                 notes.append(f"backup age from the first {number} pages of {bucket}: out of time")
                 break
     except botocore.exceptions.ClientError as error:
-        if _code(error) not in _FORBIDDEN_CODES:
+        if error_code(error) not in _FORBIDDEN_CODES:
             raise _endpoint_failure(error) from error
         notes.append(f"these credentials may not list {bucket}, so the backup age is unknown")
         return None
@@ -269,14 +269,14 @@ def _newest_age(
     return seconds(max(0.0, (measured_at - newest).total_seconds()))
 
 
-def _code(error: botocore.exceptions.ClientError) -> str:
+def error_code(error: botocore.exceptions.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _endpoint_failure(error: Exception) -> _EndpointError:
     detail = str(error).strip() or type(error).__name__
     if isinstance(error, botocore.exceptions.ClientError):
-        if _code(error) in _CREDENTIAL_CODES:
+        if error_code(error) in _CREDENTIAL_CODES:
             return _EndpointError(
                 AUTHENTICATION_FAILED, f"Object storage refused the credentials: {detail}"
             )

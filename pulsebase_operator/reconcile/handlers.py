@@ -227,12 +227,17 @@ async def _one_pass(kube: Kube, body: dict[str, Any], failures: int) -> float | 
             body,
             correlation_id=correlation_id,
             health=_findings(body),
+            backups_seen=health.backups_seen(
+                READINGS.get(meta["namespace"], meta["name"]), scope=OPTIONS.probe_scope
+            ),
         )
         health_metrics.STORE.update(
             namespace=meta["namespace"],
             name=meta["name"],
             ready=outcome.phase == models.Phase.READY.value,
             health=outcome.health,
+            backup=outcome.backup,
+            newest_wal=outcome.newest_wal,
         )
         metrics.PASS_SECONDS.labels("converged" if not outcome.changes else "changed").observe(
             time.monotonic() - started

@@ -10,6 +10,8 @@ judged together and the pass stays the single place that decides what `Ready` me
 from __future__ import annotations
 
 import base64
+import datetime
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,8 +22,9 @@ from pulsebase_operator import probes
 from pulsebase_operator.api import models
 from pulsebase_operator.api.quantity import parse_duration, parse_quantity
 from pulsebase_operator.kube.client import Kube
-from pulsebase_operator.policy import readiness
-from pulsebase_operator.render import credentials, naming, objectstore, postgres, redis
+from pulsebase_operator.policy import backups, readiness, retention
+from pulsebase_operator.probes import repository
+from pulsebase_operator.render import credentials, naming, objectstore, postgres, redis, stack
 
 # Secret keys: (namespace-local Secret name, key) -> value, None when missing; raises
 # UnreadableSecretError when the value is not text.
@@ -262,6 +265,11 @@ class Round:
     readings: dict[str, probes.Reading]
     skipped: dict[str, str]
     interval_seconds: float
+    # The backups bucket as read in this round; None with `backups_unobservable` saying why.
+    backups: backups.Observed | None = None
+    backups_unobservable: str | None = None
+    # Why this round's configuration backup could not be written, if it could not.
+    configuration_problem: str | None = None
 
 
 class Readings:
@@ -301,9 +309,106 @@ def probe_round(
             timeout=timeout_for(interval),
             previous=previous.readings if previous else None,
         )
-    return Round(readings=readings, skipped=the_plan.skipped, interval_seconds=interval)
+    found = Round(readings=readings, skipped=the_plan.skipped, interval_seconds=interval)
+    target = the_plan.targets.get("objectStorage")
+    storage = readings.get("objectStorage")
+    if storage is not None and not storage.healthy:
+        # Asking again would cost another timeout and say less than the probe did.
+        found.backups_unobservable = f"The backups bucket is not read. {storage.message}"
+    elif isinstance(target, probes.ObjectStoreTarget) and target.backups_bucket:
+        observe_backups(pb, target=target, timeout=timeout_for(interval), into=found)
+    else:
+        why = the_plan.skipped.get("objectStorage", "No object storage target is probed.")
+        found.backups_unobservable = f"The backups bucket is not read. {why}"
+    return found
+
+
+def observe_backups(
+    pb: models.PulseBase,
+    *,
+    target: probes.ObjectStoreTarget,
+    timeout: float,
+    into: Round,
+    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+) -> None:
+    """Read the backups bucket into `into`, and write this generation's configuration
+    backup if the bucket holds none yet. Failures are recorded, never raised: a bucket
+    that cannot be read leaves the stack reconciled as before."""
+    measured_at = now()
+    try:
+        found = repository.read(target, timeout=timeout)
+    except repository.RepositoryError as error:
+        into.backups_unobservable = str(error)
+        return
+    try:
+        sets = retention.backups_from_info(found.info) if found.info is not None else []
+    except ValueError as error:
+        into.backups_unobservable = f"The backup catalog in the bucket is not readable: {error}."
+        return
+    configuration = found.newest_configuration
+    generation = pb.metadata.generation
+    # With backups off nothing is written into the backups bucket, this neither.
+    wanted = pb.spec.backup.enabled and generation is not None
+    if wanted and generation not in found.configuration_generations:
+        written = write_configuration(pb, target=target, timeout=timeout, now=measured_at)
+        if isinstance(written, str):
+            into.configuration_problem = written
+        else:
+            configuration = written
+    into.backups = backups.Observed(
+        measured_at=measured_at,
+        sets=sets,
+        newest_wal=found.newest_wal.modified if found.newest_wal else None,
+        newest_vector_tables=(
+            found.newest_vector_tables.modified if found.newest_vector_tables else None
+        ),
+        newest_configuration=configuration.modified if configuration else None,
+        notes=found.notes,
+    )
+
+
+def write_configuration(
+    pb: models.PulseBase,
+    *,
+    target: probes.ObjectStoreTarget,
+    timeout: float,
+    now: datetime.datetime,
+) -> repository.Newest | str:
+    """Write configuration/<time>-generation-<n>.json; what went wrong, as a sentence."""
+    assert pb.metadata.generation is not None
+    key = backups.configuration_key(pb.metadata.generation, now=now)
+    try:
+        document = backups.configuration_document(
+            pb, stack.render(pb, served=ALL_OPTIONAL_KINDS).objects, now=now
+        )
+        repository.write_configuration(
+            target,
+            key=key,
+            document=json.dumps(document, indent=1, sort_keys=True).encode(),
+            timeout=timeout,
+        )
+    except (repository.RepositoryError, ValueError) as error:
+        return f"The configuration backup of generation {pb.metadata.generation} failed: {error}"
+    return repository.Newest(key=key, modified=now)
+
+
+# The configuration backup holds every object the spec renders to, the optional kinds too.
+ALL_OPTIONAL_KINDS = frozenset(kind.key for kind in stack.OPTIONAL_KINDS)
 
 
 def status_values(found: Mapping[str, readiness.Probed]) -> dict[str, Any]:
     """status.health as the metrics collector reads it."""
     return {name: dict(p.values) for name, p in found.items() if p.values}
+
+
+def backups_seen(found: Round | None, *, scope: Scope) -> backups.Seen | None:
+    """What the pass reports about the backups bucket; None before the first round."""
+    if scope is Scope.NONE:
+        return backups.Seen(unobservable="The backups bucket is not read (--probes=none).")
+    if found is None:
+        return None
+    return backups.Seen(
+        observed=found.backups,
+        unobservable=found.backups_unobservable,
+        configuration_problem=found.configuration_problem,
+    )

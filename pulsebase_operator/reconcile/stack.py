@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from pulsebase_operator.api import models
 from pulsebase_operator.api.quantity import parse_quantity
 from pulsebase_operator.kube.client import Kube, PermanentError
-from pulsebase_operator.policy import readiness, sync
+from pulsebase_operator.policy import backups, readiness, sync
 from pulsebase_operator.render import labels, naming, postgres, stack
 from pulsebase_operator.render.parts import GeneratedSecret
 
@@ -49,6 +50,8 @@ class Outcome:
     writes: int = 0
     changes: list[str] = field(default_factory=list)
     health: dict[str, Any] = field(default_factory=dict)  # status.health as written
+    backup: dict[str, Any] = field(default_factory=dict)  # status.backup as written
+    newest_wal: float | None = None  # Unix time, from this pass's reading of the bucket
     phase_changed: bool = False
 
 
@@ -63,9 +66,10 @@ def reconcile(
     correlation_id: str,
     now: Callable[[], str] = utcnow,
     health: Mapping[str, readiness.Probed] | None = None,
+    backups_seen: backups.Seen | None = None,
 ) -> Outcome:
     """One pass. `health` holds the live probes' newest findings (None: keep what
-    status.health says)."""
+    status.health says); `backups_seen` the newest reading of the backups bucket."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     previous = dict(body.get("status") or {})
@@ -161,6 +165,18 @@ def reconcile(
         changes.append(f"pruned {obj['kind']} {obj['metadata']['name']}")
         event("Pruned", f"Deleted {obj['kind']} {obj['metadata']['name']}, no longer desired")
 
+    # Backups from the newest reading of the bucket, and the newest finished drill Job.
+    old_status = _backup_status_of(previous)
+    drill = last_drill(
+        kube,
+        namespace=namespace,
+        jobs=[o for (kind, _), o in live_by_key.items() if kind == "Job"],
+        previous=old_status.last_drill if old_status else None,
+    )
+    backup_status, backup_health = backups.assess(
+        pb, backups_seen, drill=drill, previous=old_status
+    )
+
     # Status from what the cluster reports now.
     verdict = readiness.stack_status(
         pb=pb,
@@ -172,6 +188,8 @@ def reconcile(
         problems=problems,
         health=health,
         unserved=rendered.unserved,
+        backup=backup_status,
+        backup_health=backup_health,
     )
     status = readiness.dump(verdict.status)
     if _differs(previous, status):
@@ -191,8 +209,106 @@ def reconcile(
         writes=writes,
         changes=changes,
         health=dict(status.get("health") or {}),
+        backup=dict(status.get("backup") or {}),
+        newest_wal=_newest_wal(backups_seen),
         phase_changed=previous.get("phase") != status["phase"],
     )
+
+
+def _backup_status_of(previous: Mapping[str, Any]) -> models.BackupStatus | None:
+    """The status.backup written before; None when absent or not ours to read (edited
+    by hand, say): the next reading writes it anew."""
+    value = previous.get("backup")
+    if not value:
+        return None
+    try:
+        return models.BackupStatus.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _newest_wal(seen: backups.Seen | None) -> float | None:
+    if seen is None or seen.observed is None or seen.observed.newest_wal is None:
+        return None
+    return seen.observed.newest_wal.timestamp()
+
+
+DRILL_CONTAINER = "check"
+
+
+def last_drill(
+    kube: Kube,
+    *,
+    namespace: str,
+    jobs: list[Mapping[str, Any]],
+    previous: models.DrillStatus | None,
+) -> models.DrillStatus | None:
+    """The newest finished drill Job as status reports it. Its report is the termination
+    message of the pod's `check` container; the pods are read only for a Job not reported
+    yet, so a steady pass reads nothing more."""
+    finished: list[tuple[str, str, str | None]] = []
+    for job in jobs:
+        if (job["metadata"].get("labels") or {}).get(labels.COMPONENT_LABEL) != "drill":
+            continue
+        ended = _job_end(job)
+        if ended is not None:
+            finished.append((ended[0], job["metadata"]["name"], ended[1]))
+    if not finished:
+        return previous
+    ended_at, job_name, failure = max(finished, key=lambda f: (f[0], f[1]))
+    if previous is not None and previous.job == job_name:
+        return previous
+    message = _termination_message(kube, namespace=namespace, job_name=job_name)
+    if message:
+        try:
+            return models.DrillStatus.model_validate({**json.loads(message), "job": job_name})
+        except (ValueError, TypeError) as error:
+            return models.DrillStatus(
+                job=job_name,
+                succeeded=False,
+                finished=ended_at,
+                failed_step="report",
+                message=f"The drill's report is not readable: {str(error)[:300]}",
+            )
+    # No report: the pod never finished its check (deadline, eviction, pod deleted). A
+    # Job that completed without one proved nothing, so it is no success either.
+    return models.DrillStatus(
+        job=job_name,
+        succeeded=False,
+        finished=ended_at,
+        failed_step=None if failure else "report",
+        message=failure or "The drill Job completed but its check left no report.",
+    )
+
+
+def _job_end(job: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """(when the Job finished, why it failed or None); None while it runs."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        when = cond.get("lastTransitionTime") or status.get("completionTime") or ""
+        if cond.get("type") == "Complete":
+            return status.get("completionTime") or when, None
+        if cond.get("type") == "Failed":
+            why = cond.get("reason") or "Failed"
+            detail = cond.get("message")
+            return when, f"The drill Job failed ({why}){': ' + detail if detail else ''}."
+    return None
+
+
+def _termination_message(kube: Kube, *, namespace: str, job_name: str) -> str | None:
+    newest: tuple[str, str] | None = None
+    for pod in kube.list("v1", "Pod", namespace, f"job-name={job_name}"):
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            if container.get("name") != DRILL_CONTAINER:
+                continue
+            ended = (container.get("state") or {}).get("terminated") or {}
+            if ended.get("message"):
+                at = str(ended.get("finishedAt") or "")
+                if newest is None or at > newest[0]:
+                    newest = (at, str(ended["message"]))
+    return newest[1] if newest else None
 
 
 def _replace(kube: Kube, replacement: sync.Replacement, event: Callable[[str, str], None]) -> int:

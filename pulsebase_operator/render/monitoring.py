@@ -19,11 +19,12 @@ the reconcile pass applies it only when the API server serves that kind.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pulsebase_operator.api import models
+from pulsebase_operator.api import models, schedules
 from pulsebase_operator.api.quantity import parse_duration
 from pulsebase_operator.render import naming, objects
 
@@ -39,11 +40,11 @@ RUNBOOK_BASE = "runbooks/"
 # in six hours. The short window makes the alert stop soon after the burn stops.
 FAST_BURN = ("1h", "5m", Decimal("14.4"))
 SLOW_BURN = ("6h", "30m", Decimal("6"))
-# Backups are late once the default schedules (daily full, hourly incremental) have
-# missed a run by a margin. Custom schedules with longer gaps are not read yet: that
-# needs the cron interval, which comes with the backup loop.
-FULL_BACKUP_MAX_AGE_SECONDS = 26 * 3600
-INCREMENTAL_BACKUP_MAX_AGE_SECONDS = 2 * 3600
+# A backup is late once the longest gap of its schedule has passed by this margin: one
+# run missed, or still running long after it should have ended (daily full: 26 h,
+# hourly incremental: 2 h).
+FULL_BACKUP_MARGIN = datetime.timedelta(hours=2)
+INCREMENTAL_BACKUP_MARGIN = datetime.timedelta(hours=1)
 DISK_FULL_HORIZON_SECONDS = 4 * 86400
 REPLICATION_LAG_MAX_SECONDS = 60
 
@@ -259,26 +260,38 @@ def _volumes(pb: models.PulseBase) -> list[dict[str, Any]]:
     ]
 
 
+def _hours(delta: datetime.timedelta) -> str:
+    hours = Decimal(int(delta.total_seconds())) / 3600
+    return f"{_number(hours)}h"
+
+
 def _backups(pb: models.PulseBase) -> list[dict[str, Any]]:
     last = "pulsebase_backup_last_success_timestamp_seconds"
-    rpo = pb.spec.backup.rpo
+    backup = pb.spec.backup
+    rpo = backup.rpo
     full = _selector(pb, 'kind="full"')
-    incremental = _selector(pb, 'kind="incremental"')
-    return [
+    incremental = _selector(pb, 'kind="incr"')
+    full_age = schedules.longest_gap(backup.schedules.full) + FULL_BACKUP_MARGIN
+    incremental_age = (
+        schedules.longest_gap(backup.schedules.incremental) + INCREMENTAL_BACKUP_MARGIN
+    )
+    rules = [
         _alert(
             "PulseBaseFullBackupTooOld",
-            expr=f"time() - {last}{full} > {FULL_BACKUP_MAX_AGE_SECONDS}",
+            expr=f"time() - {last}{full} > {int(full_age.total_seconds())}",
             for_="10m",
             level=P2,
-            summary="The last full backup of {{ $labels.pulsebase }} is older than 26h.",
+            summary="The last full backup of {{ $labels.pulsebase }} is older than "
+            f"{_hours(full_age)}.",
             description="The newest successful full backup is {{ $value | humanizeDuration }} old.",
         ),
         _alert(
             "PulseBaseIncrementalBackupTooOld",
-            expr=f"time() - {last}{incremental} > {INCREMENTAL_BACKUP_MAX_AGE_SECONDS}",
+            expr=f"time() - {last}{incremental} > {int(incremental_age.total_seconds())}",
             for_="10m",
             level=P3,
-            summary="The last incremental backup of {{ $labels.pulsebase }} is older than 2h.",
+            summary="The last incremental backup of {{ $labels.pulsebase }} is older than "
+            f"{_hours(incremental_age)}.",
             description="The newest successful incremental backup is "
             "{{ $value | humanizeDuration }} old.",
         ),
@@ -292,5 +305,46 @@ def _backups(pb: models.PulseBase) -> list[dict[str, Any]]:
             "point objective.",
             description="A restore now would lose the last {{ $value | humanizeDuration }} "
             "of writes.",
+        ),
+    ]
+    if backup.drill.enabled:
+        rules += _drills(pb)
+    return rules
+
+
+def _drills(pb: models.PulseBase) -> list[dict[str, Any]]:
+    drill, rto = pb.spec.backup.drill, pb.spec.backup.rto
+    return [
+        _alert(
+            "PulseBaseRestoreDrillFailed",
+            expr=f"pulsebase_drill_succeeded{_selector(pb)} == 0",
+            for_="5m",
+            level=P2,
+            summary="The last restore drill of {{ $labels.pulsebase }} failed.",
+            description="pulsebase_drill_succeeded is {{ $value }}: the newest backup "
+            "could not be restored and checked; status.backup.lastDrill says at which step "
+            "and why.",
+        ),
+        _alert(
+            "PulseBaseRestoreDrillTooOld",
+            expr="time() - pulsebase_drill_last_success_timestamp_seconds"
+            f"{_selector(pb)} > {_number(parse_duration(drill.max_age))}",
+            for_="10m",
+            level=P3,
+            summary="No restore drill of {{ $labels.pulsebase }} has succeeded for "
+            f"{drill.max_age}.",
+            description="The last successful drill finished {{ $value | humanizeDuration }} "
+            "ago; nobody knows whether the backups since then restore.",
+        ),
+        _alert(
+            "PulseBaseRestoreDrillSlowerThanObjective",
+            expr=f"pulsebase_drill_recovery_time_seconds{_selector(pb)} "
+            f"> {_number(parse_duration(rto))}",
+            for_="5m",
+            level=P3,
+            summary="The last restore drill of {{ $labels.pulsebase }} took longer than its "
+            f"{rto} recovery time objective.",
+            description="Restoring took {{ $value | humanizeDuration }} until the copy "
+            "accepted queries.",
         ),
     ]

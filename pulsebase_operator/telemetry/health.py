@@ -9,8 +9,10 @@ the scrape needs `honorLabels: true` to keep them.
 
 from __future__ import annotations
 
+import datetime
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +89,31 @@ SERIES: tuple[Series, ...] = (
         ("volume",),
     ),
     Series("pulsebase_volume_capacity_bytes", "Capacity of a data volume.", ("volume",)),
+    Series(
+        "pulsebase_backup_last_success_timestamp_seconds",
+        "Unix time the newest good backup of a kind finished "
+        "(full, incr, vector-tables, configuration).",
+        ("kind",),
+    ),
+    Series(
+        "pulsebase_backup_rpo_exposure_seconds",
+        "Age of the newest archived WAL segment known, at the scrape: the writes a "
+        "restore now would lose.",
+    ),
+    Series("pulsebase_backup_sets", "Good backup sets per retention tier.", ("tier",)),
+    Series(
+        "pulsebase_drill_last_success_timestamp_seconds",
+        "Unix time the newest successful restore drill finished.",
+    ),
+    Series("pulsebase_drill_succeeded", "1 when the newest restore drill succeeded, else 0."),
+    Series(
+        "pulsebase_drill_recovery_time_seconds",
+        "How long the newest restore drill took until the copy accepted queries.",
+    ),
+    Series(
+        "pulsebase_drill_recovery_point_seconds",
+        "How far the newest drill's copy lay behind the newest archived WAL.",
+    ),
 )
 BY_NAME = {series.name: series for series in SERIES}
 
@@ -102,9 +129,59 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def samples_from_health(*, ready: bool, health: Mapping[str, Any]) -> Samples:
-    """Turn a `status.health` mapping (component -> measured values) into samples."""
+EXPOSURE = "pulsebase_backup_rpo_exposure_seconds"
+
+# status.backup field -> the `kind` label of pulsebase_backup_last_success_timestamp_seconds
+BACKUP_KINDS = {
+    "lastFull": "full",
+    "lastIncremental": "incr",
+    "lastVectorTables": "vector-tables",
+    "lastConfiguration": "configuration",
+}
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def samples_from_backup(out: Samples, backup: Mapping[str, Any]) -> None:
+    """Add the samples of a `status.backup` mapping to `out`."""
+
+    def put(name: str, value: Any, *labels: str) -> None:
+        number = _number(value)
+        if number is not None:
+            out[name].append((labels, number))
+
+    for field, kind in BACKUP_KINDS.items():
+        put("pulsebase_backup_last_success_timestamp_seconds", _timestamp(backup.get(field)), kind)
+    put("pulsebase_backup_rpo_exposure_seconds", backup.get("recoveryPointExposureSeconds"))
+    for tier, count in sorted((backup.get("counts") or {}).items()):
+        put("pulsebase_backup_sets", count, str(tier))
+    drill = backup.get("lastDrill")
+    if isinstance(drill, Mapping):
+        succeeded = drill.get("succeeded")
+        put("pulsebase_drill_succeeded", succeeded)
+        if succeeded is True:
+            put("pulsebase_drill_last_success_timestamp_seconds", _timestamp(drill.get("finished")))
+        put("pulsebase_drill_recovery_time_seconds", drill.get("recoveryTimeSeconds"))
+        put("pulsebase_drill_recovery_point_seconds", drill.get("recoveryPointSeconds"))
+
+
+def samples_from_health(
+    *, ready: bool, health: Mapping[str, Any], backup: Mapping[str, Any] | None = None
+) -> Samples:
+    """Turn a `status.health` mapping (component -> measured values) and `status.backup`
+    into samples."""
     out: Samples = {series.name: [] for series in SERIES}
+    samples_from_backup(out, backup or {})
 
     def put(name: str, value: Any, *labels: str) -> None:
         number = _number(value)
@@ -149,26 +226,50 @@ def samples_from_health(*, ready: bool, health: Mapping[str, Any]) -> Samples:
 class HealthStore(Collector):
     """The newest samples of each PulseBase, rendered on every scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._by_resource: dict[tuple[str, str], Samples] = {}
+        # Unix time of the newest archived WAL segment seen, per PulseBase. The exposure
+        # is measured from it at each scrape, so it keeps growing while the bucket
+        # cannot be read: an archive nobody can see is not trusted to be current.
+        self._newest_wal: dict[tuple[str, str], float] = {}
 
-    def update(self, *, namespace: str, name: str, ready: bool, health: Mapping[str, Any]) -> None:
-        samples = samples_from_health(ready=ready, health=health)
+    def update(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        ready: bool,
+        health: Mapping[str, Any],
+        backup: Mapping[str, Any] | None = None,
+        newest_wal: float | None = None,
+    ) -> None:
+        samples = samples_from_health(ready=ready, health=health, backup=backup)
         with self._lock:
             self._by_resource[(namespace, name)] = samples
+            if newest_wal is not None:
+                self._newest_wal[(namespace, name)] = newest_wal
 
     def forget(self, *, namespace: str, name: str) -> None:
         with self._lock:
             self._by_resource.pop((namespace, name), None)
+            self._newest_wal.pop((namespace, name), None)
 
     def known(self) -> list[tuple[str, str]]:
         with self._lock:
             return sorted(self._by_resource)
 
     def collect(self) -> Iterator[Metric]:
+        now = self._clock()
         with self._lock:
             snapshot = dict(self._by_resource)
+            for key, wal in self._newest_wal.items():
+                if key in snapshot:
+                    exposure: list[tuple[tuple[str, ...], float]] = [
+                        ((), max(0.0, round(now - wal, 3)))
+                    ]
+                    snapshot[key] = {**snapshot[key], EXPOSURE: exposure}
         for series in SERIES:
             labels = [*BASE_LABELS, *series.extra_labels]
             family: CounterMetricFamily | GaugeMetricFamily

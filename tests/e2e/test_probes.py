@@ -7,6 +7,9 @@ is paused here and an operator with `--probes external` watches this module's na
 
 from __future__ import annotations
 
+import json
+import re
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -233,3 +236,82 @@ def test_measured_values_reach_status_and_metrics_and_follow_an_outage(
         return not any(set(at.items()) <= labels for _, labels in scrape(probing_operator))
 
     wait_for(series_gone, timeout=30, what="the series of the deleted PulseBase gone")
+
+
+def configuration_backups(s3: MotoServer) -> dict[int, dict[str, Any]]:
+    """generation -> document, for every configuration backup in the bucket."""
+    client = s3.client()
+    found: dict[int, dict[str, Any]] = {}
+    listed = client.list_objects_v2(Bucket=BACKUPS, Prefix="configuration/")
+    for item in listed.get("Contents", []):
+        document = json.loads(client.get_object(Bucket=BACKUPS, Key=item["Key"])["Body"].read())
+        found[document["metadata"]["generation"]] = {"key": item["Key"], **document}
+    return found
+
+
+def test_each_generation_writes_one_configuration_backup(
+    control_plane: LocalCluster,
+    api_client: k8s.ApiClient,
+    probing_operator: Operator,
+    watched: str,
+    postgres_pair: PostgresPair,
+    redis_cluster: RedisCluster,
+    s3_server_fresh: MotoServer,
+) -> None:
+    make_buckets(s3_server_fresh)
+    secret, pulsebase = manifests(watched, postgres_pair, redis_cluster, s3_server_fresh)
+    pulsebase["metadata"]["name"] = "conf"
+    assert apply(control_plane, secret, pulsebase).returncode == 0
+
+    first = wait_for(
+        lambda: configuration_backups(s3_server_fresh).get(1),
+        timeout=60,
+        what="the configuration backup of generation 1",
+    )
+    assert re.fullmatch(r"configuration/\d{8}T\d{6}Z-generation-1\.json", first["key"])
+    assert first["metadata"]["name"] == "conf"
+    assert first["metadata"]["namespace"] == watched
+    assert first["metadata"]["uid"]
+    assert first["spec"]["api"]["replicas"] == 1
+    kinds = {obj["kind"] for obj in first["objects"]}
+    assert "Deployment" in kinds and "Secret" not in kinds
+    assert S3_SECRET_KEY not in json.dumps(first) and PROBE_PASSWORD not in json.dumps(first)
+
+    # The bucket holds no backup set yet: status says when the configuration was saved,
+    # and BackupsHealthy says what is missing.
+    pb = wait_for(
+        lambda: (
+            (p := get_pb(api_client, watched, "conf"))
+            .get("status", {})
+            .get("backup", {})
+            .get("lastConfiguration")
+            and p
+        ),
+        timeout=30,
+        what="status.backup.lastConfiguration",
+    )
+    backups_healthy = condition(pb, "BackupsHealthy")
+    assert backups_healthy is not None
+    assert (backups_healthy["status"], backups_healthy["reason"]) == ("False", "NoFullBackup")
+    assert backups_healthy["message"].startswith("No full backup exists yet; No WAL")
+    at = frozenset({"namespace": watched, "pulsebase": "conf", "kind": "configuration"}.items())
+    assert scrape(probing_operator)[("pulsebase_backup_last_success_timestamp_seconds", at)] > 0
+
+    # A spec change is a new generation, and a new document with the new spec.
+    patched = control_plane.kubectl(
+        "patch", "pb", "conf", "-n", watched, "--type", "merge",
+        "-p", '{"spec":{"api":{"replicas":2}}}',
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    second = wait_for(
+        lambda: configuration_backups(s3_server_fresh).get(2),
+        timeout=60,
+        what="the configuration backup of generation 2",
+    )
+    assert second["spec"]["api"]["replicas"] == 2
+    assert second["key"] > first["key"]
+
+    # Rounds after that write nothing more: one document per generation.
+    time.sleep(12)  # two probe intervals
+    assert sorted(configuration_backups(s3_server_fresh)) == [1, 2]
+    control_plane.kubectl("delete", "pb", "conf", "-n", watched, "--wait=true", "--timeout=60s")

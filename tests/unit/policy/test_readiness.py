@@ -445,3 +445,38 @@ def test_pods_ready_but_not_yet_available_are_not_counted() -> None:
     assert result.state is State.PROGRESSING and "1/3" in result.message
     live["status"]["availableReplicas"] = 3
     assert readiness.assess(PG, live).state is State.READY
+
+
+def test_backups_healthy_is_reported_beside_readiness_without_degrading_the_stack() -> None:
+    backup = models.BackupStatus(last_full="2026-12-03T01:00:08Z", counts={"full": 1})
+    verdict = readiness.stack_status(
+        pb=pb(),
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous={"backup": {"lastFull": "2026-11-01T01:00:00Z"}},
+        now=NOW,
+        backup=backup,
+        backup_health=(False, "NoArchivedWal", "No WAL has been archived yet."),
+    )
+    cond = conditions(verdict.status)["BackupsHealthy"]
+    assert (cond.status, cond.reason, cond.message) == (
+        "False",
+        "NoArchivedWal",
+        "No WAL has been archived yet.",
+    )
+    assert verdict.status.backup == backup
+    assert verdict.status.phase is models.Phase.READY
+
+
+def test_without_a_backup_verdict_status_backup_is_kept_and_no_condition_added() -> None:
+    verdict = readiness.stack_status(
+        pb=pb(),
+        components=COMPONENTS,
+        live=live_all_ready(),
+        buckets=BUCKETS,
+        previous={"backup": {"lastFull": "2026-11-01T01:00:00Z"}},
+        now=NOW,
+    )
+    assert "BackupsHealthy" not in conditions(verdict.status)
+    assert verdict.status.backup == models.BackupStatus(last_full="2026-11-01T01:00:00Z")

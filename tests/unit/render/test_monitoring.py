@@ -45,7 +45,42 @@ def test_every_alert_is_present_by_default() -> None:
         "PulseBaseIncrementalBackupTooOld",
         "PulseBaseRecoveryPointObjectiveExceeded",
         "PulseBaseReplicationLagHigh",
+        "PulseBaseRestoreDrillFailed",
+        "PulseBaseRestoreDrillSlowerThanObjective",
+        "PulseBaseRestoreDrillTooOld",
     ]
+
+
+def test_backup_ages_follow_the_schedules_and_drills_the_objectives() -> None:
+    found = rules(monitoring.prometheus_rule(pulsebase()))
+    # Daily full at 01:00 plus 2h; hourly incremental plus 1h.
+    assert found["PulseBaseFullBackupTooOld"]["expr"].endswith("> 93600")
+    assert found["PulseBaseIncrementalBackupTooOld"]["expr"].endswith("> 7200")
+    assert 'kind="incr"' in found["PulseBaseIncrementalBackupTooOld"]["expr"]
+    assert found["PulseBaseRestoreDrillTooOld"]["expr"].endswith("> 691200")  # 192h
+    assert found["PulseBaseRestoreDrillSlowerThanObjective"]["expr"].endswith("> 3600")
+
+    custom = rules(
+        monitoring.prometheus_rule(
+            pulsebase(
+                backup={
+                    "schedules": {"full": "0 2 * * 0", "incremental": "0 */6 * * *"},
+                    "rto": "4h",
+                    "drill": {"maxAge": "720h"},
+                }
+            )
+        )
+    )
+    assert custom["PulseBaseFullBackupTooOld"]["expr"].endswith(f"> {7 * 86400 + 7200}")
+    assert custom["PulseBaseFullBackupTooOld"]["annotations"]["summary"].endswith("170h.")
+    assert custom["PulseBaseIncrementalBackupTooOld"]["expr"].endswith(f"> {7 * 3600}")
+    assert custom["PulseBaseRestoreDrillTooOld"]["expr"].endswith("> 2592000")
+    assert custom["PulseBaseRestoreDrillSlowerThanObjective"]["expr"].endswith("> 14400")
+
+
+def test_no_drill_alerts_without_drills() -> None:
+    found = rules(monitoring.prometheus_rule(pulsebase(backup={"drill": {"enabled": False}})))
+    assert not [alert for alert in found if "Drill" in alert]
 
 
 def test_defaults_are_the_release_plan_thresholds() -> None:

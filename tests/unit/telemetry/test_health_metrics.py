@@ -93,3 +93,64 @@ def test_every_family_follows_the_naming_conventions() -> None:
     for series in health.SERIES:
         assert series.name.startswith("pulsebase_")
         assert series.counter == series.name.endswith("_total"), series.name
+
+
+BACKUP = {
+    "lastFull": "2026-12-03T01:00:08Z",
+    "lastIncremental": "2026-12-04T09:30:04Z",
+    "lastConfiguration": "2026-12-04T08:12:00Z",
+    "lastSuccessful": "2026-12-04T09:30:04Z",
+    "recoveryPointExposureSeconds": 40,
+    "counts": {"daily": 2, "weekly": 1, "full": 2, "incr": 5},
+    "lastDrill": {
+        "job": "shop-drill-29001",
+        "succeeded": True,
+        "finished": "2026-11-29T05:03:10Z",
+        "recoveryTimeSeconds": 190.0,
+        "recoveryPointSeconds": 12.0,
+    },
+}
+
+
+def test_status_backup_becomes_backup_and_drill_series() -> None:
+    store = health.HealthStore()
+    store.update(namespace="prod", name="shop", ready=True, health={}, backup=BACKUP)
+    found = samples(scrape(store))
+
+    last = "pulsebase_backup_last_success_timestamp_seconds"
+    assert found[(last, at(kind="full"))] == 1796259608
+    assert found[(last, at(kind="incr"))] == 1796376604
+    assert found[(last, at(kind="configuration"))] == 1796371920
+    assert (last, at(kind="vector-tables")) not in found  # none taken yet
+    assert found[("pulsebase_backup_rpo_exposure_seconds", at())] == 40
+    assert found[("pulsebase_backup_sets", at(tier="daily"))] == 2
+    assert found[("pulsebase_backup_sets", at(tier="incr"))] == 5
+    assert found[("pulsebase_drill_succeeded", at())] == 1
+    assert found[("pulsebase_drill_last_success_timestamp_seconds", at())] == 1795928590
+    assert found[("pulsebase_drill_recovery_time_seconds", at())] == 190
+    assert found[("pulsebase_drill_recovery_point_seconds", at())] == 12
+
+
+def test_a_failed_drill_has_no_success_time() -> None:
+    failed = {**BACKUP, "lastDrill": {"job": "shop-drill-2", "succeeded": False}}
+    store = health.HealthStore()
+    store.update(namespace="prod", name="shop", ready=True, health={}, backup=failed)
+    found = samples(scrape(store))
+    assert found[("pulsebase_drill_succeeded", at())] == 0
+    assert ("pulsebase_drill_last_success_timestamp_seconds", at()) not in found
+
+
+def test_the_exposure_grows_from_the_newest_wal_known_even_without_new_readings() -> None:
+    now = [1796376604.0]
+    store = health.HealthStore(clock=lambda: now[0])
+    store.update(
+        namespace="prod", name="shop", ready=True, health={}, backup=BACKUP, newest_wal=now[0] - 40
+    )
+    exposure = ("pulsebase_backup_rpo_exposure_seconds", at())
+    assert samples(scrape(store))[exposure] == 40
+    # The bucket cannot be read for 20 minutes: passes bring no WAL time, the age grows.
+    now[0] += 1200
+    store.update(namespace="prod", name="shop", ready=True, health={}, backup=BACKUP)
+    assert samples(scrape(store))[exposure] == 1240
+    store.forget(namespace="prod", name="shop")
+    assert exposure not in samples(scrape(store))

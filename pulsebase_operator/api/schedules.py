@@ -1,0 +1,42 @@
+"""How far apart the runs of a five-field cron expression lie, for deciding when a run
+is missing. The expression is shape-checked by the models already (numbers, lists,
+ranges and steps; no names or macros)."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+
+
+def longest_gap(expression: str) -> datetime.timedelta:
+    """The longest time between two runs of a (shape-checked) five-field cron expression,
+    for deciding when a run is missing. Day of month and month are not walked: a
+    schedule restricted by them is taken as monthly, an upper bound."""
+    minute, hour, day, month, weekday = expression.split()
+    if day != "*" or month != "*":
+        return datetime.timedelta(days=31)
+    days = {d % 7 for d in _expand(weekday, 0, 7)}
+    runs = sorted(
+        d * 1440 + h * 60 + m
+        for d in range(14)
+        if d % 7 in days
+        for h in _expand(hour, 0, 23)
+        for m in _expand(minute, 0, 59)
+    )
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    return datetime.timedelta(minutes=max(gaps, default=7 * 1440))
+
+
+def _expand(field: str, low: int, high: int) -> list[int]:
+    values: set[int] = set()
+    for item in field.split(","):
+        body, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if body == "*":
+            first, last = low, high
+        else:
+            first_text, _, last_text = body.partition("-")
+            first = int(first_text)
+            last = int(last_text) if last_text else (high if step_text else first)
+        values.update(range(first, last + 1, step))
+    return sorted(v for v in values if low <= v <= high)

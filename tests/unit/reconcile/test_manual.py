@@ -1,0 +1,125 @@
+"""Jobs started by hand from a PulseBase's backup and drill CronJobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pulsebase_operator.reconcile import manual
+
+CRON_JOB = {
+    "apiVersion": "batch/v1",
+    "kind": "CronJob",
+    "metadata": {"name": "shop-backup-full", "namespace": "prod", "uid": "cj-1"},
+    "spec": {
+        "schedule": "0 1 * * *",
+        "jobTemplate": {
+            "metadata": {"labels": {"app.kubernetes.io/component": "backup"}},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"containers": []}}},
+        },
+    },
+}
+
+
+class Cluster:
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]], taken: int = 0) -> None:
+        self.objects, self.taken, self.created = objects, taken, []
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        assert namespace == "prod"
+        return self.objects.get((kind, name))
+
+    def create(self, obj: dict[str, Any]) -> Any:
+        if self.taken:
+            self.taken -= 1
+            return None
+        self.created.append(obj)
+        return obj
+
+
+def pulsebase(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "shop", "namespace": "prod"}, "spec": {"version": "2.4.1", **spec}}
+
+
+def test_the_job_is_what_kubectl_create_job_from_cronjob_makes() -> None:
+    job = manual.job_from(CRON_JOB, suffix="x7k2q")
+    assert job["metadata"]["name"] == "shop-backup-full-manual-x7k2q"
+    assert job["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    assert job["metadata"]["labels"] == {"app.kubernetes.io/component": "backup"}
+    assert job["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": "shop-backup-full",
+            "uid": "cj-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert job["spec"] == CRON_JOB["spec"]["jobTemplate"]["spec"]
+
+
+def test_a_long_cron_job_name_is_cut_to_fit_63_characters() -> None:
+    name = manual.job_name("a" * 40 + "-b" * 6 + "-backup-incr", "x7k2q")
+    assert len(name) <= 63
+    assert name.endswith("-manual-x7k2q")
+    assert "--" not in name
+
+
+@pytest.mark.parametrize(
+    ("what", "cron_job"),
+    [("full", "shop-backup-full"), ("incr", "shop-backup-incr"), ("drill", "shop-drill")],
+)
+def test_each_kind_starts_from_its_cron_job(what: str, cron_job: str) -> None:
+    found = {**CRON_JOB, "metadata": {**CRON_JOB["metadata"], "name": cron_job}}
+    cluster = Cluster({("PulseBase", "shop"): pulsebase(), ("CronJob", cron_job): found})
+    started = manual.start(cluster, namespace="prod", pulsebase="shop", what=what)  # type: ignore[arg-type]
+    assert started.cron_job == cron_job
+    assert started.name.startswith(f"{cron_job}-manual-")
+    assert [job["metadata"]["name"] for job in cluster.created] == [started.name]
+
+
+def test_a_taken_name_is_tried_again_with_another_suffix() -> None:
+    cluster = Cluster(
+        {("PulseBase", "shop"): pulsebase(), ("CronJob", "shop-backup-full"): CRON_JOB}, taken=1
+    )
+    started = manual.start(cluster, namespace="prod", pulsebase="shop", what="full")  # type: ignore[arg-type]
+    assert len(cluster.created) == 1 and started.name == cluster.created[0]["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "what", "message"),
+    [
+        ({"backup": {"enabled": False}}, "full", "backups are disabled"),
+        (
+            {
+                "postgres": {
+                    "mode": "external",
+                    "external": {
+                        "host": "db.example.com",
+                        "username": {"name": "db", "key": "u"},
+                        "password": {"name": "db", "key": "p"},
+                    },
+                }
+            },
+            "incr",
+            "its database is external",
+        ),
+        ({"backup": {"drill": {"enabled": False}}}, "drill", "drills are disabled"),
+        ({}, "drill", "the operator has not created it"),
+    ],
+)
+def test_a_missing_cron_job_says_why(spec: dict[str, Any], what: str, message: str) -> None:
+    cluster = Cluster({("PulseBase", "shop"): pulsebase(**spec)})
+    with pytest.raises(manual.ManualJobError, match=message) as raised:
+        manual.start(cluster, namespace="prod", pulsebase="shop", what=what)  # type: ignore[arg-type]
+    assert str(raised.value).startswith("PulseBase shop has no CronJob shop-")
+    assert cluster.created == []
+
+
+def test_a_missing_pulsebase_says_so() -> None:
+    with pytest.raises(
+        manual.ManualJobError, match="PulseBase shop does not exist in namespace prod"
+    ):
+        manual.start(Cluster({}), namespace="prod", pulsebase="shop", what="full")  # type: ignore[arg-type]
