@@ -112,6 +112,38 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drill_check(args: argparse.Namespace) -> int:
+    """The check container of a restore drill: one JSON result on stdout and in the
+    termination message; non-zero when the drill failed."""
+    import pathlib
+    import signal
+
+    from pulsebase_operator.backups import drill
+
+    def stop(signum: int, _: object) -> None:
+        raise drill.Stopped(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    scratch = pathlib.Path(args.scratch)
+    conn_params = {"host": str(scratch / "run"), "user": args.user, "dbname": args.dbname}
+    result = drill.run(
+        drill.Drill(
+            scratch=scratch,
+            conn_params=conn_params,
+            deadline=args.deadline,
+            stanza=args.stanza,
+            marker_table=args.marker_table,
+        )
+    )
+    message = drill.encode(result)
+    print(message, flush=True)
+    termination = pathlib.Path(args.termination_log)
+    # Kubernetes creates the file; elsewhere (a local run) there is nothing to write to.
+    if termination.exists():
+        termination.write_text(message)
+    return 0 if result.succeeded else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import threading
@@ -296,6 +328,28 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--time-zone", default="UTC", help="IANA time zone of days and weeks")
     plan.add_argument("--now", help="the current time, RFC 3339 with an offset")
     plan.set_defaults(func=cmd_retention_plan)
+
+    check = commands.add_parser(
+        "drill-check", help="measure and check a restore drill's copy (runs in the drill pod)"
+    )
+    check.add_argument("--scratch", required=True, help="the scratch folder shared with restore")
+    check.add_argument(
+        "--deadline", type=float, required=True, help="seconds the whole drill may take"
+    )
+    check.add_argument("--marker-table", help="schema.table that must hold rows in the copy")
+    check.add_argument("--user", default="postgres", help="role to connect as (default postgres)")
+    check.add_argument(
+        "--dbname",
+        default=os.environ.get("PGDATABASE", "postgres"),
+        help="database to check (default: $PGDATABASE, else postgres)",
+    )
+    check.add_argument("--stanza", default="pulsebase", help="pgBackRest stanza restored")
+    check.add_argument(
+        "--termination-log",
+        default="/dev/termination-log",
+        help="also write the result here, if the file exists (default /dev/termination-log)",
+    )
+    check.set_defaults(func=cmd_drill_check)
 
     commands.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(func=cmd_crd)
     commands.add_parser("version", help="print the version").set_defaults(func=cmd_version)

@@ -17,6 +17,7 @@ from pulsebase_operator.render import (
     app,
     cdn,
     credentials,
+    drill,
     monitoring,
     objectstore,
     postgres,
@@ -61,6 +62,7 @@ def render(pb: models.PulseBase, *, served: Collection[Kind] = ()) -> Rendered:
         part = module.render(pb)
         objects.extend(part.objects)
         components.append(part.component)
+    objects.extend(drill.drill_objects(pb))
 
     unserved: list[Kind] = []
     rule = monitoring.prometheus_rule(pb)

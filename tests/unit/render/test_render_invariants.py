@@ -203,7 +203,7 @@ def test_objects_have_nothing_the_api_server_would_drop(pb: models.PulseBase) ->
 def test_objects_carry_namespace_and_component_labels_and_nothing_the_reconciler_owns(
     pb: models.PulseBase,
 ) -> None:
-    component_values = {"postgres", "redis", "objectstore", "api", "edge", "monitoring"}
+    component_values = {"postgres", "redis", "objectstore", "api", "edge", "monitoring", "drill"}
     for obj in stack.render(pb, served=SERVED).objects:
         metadata: dict[str, Any] = obj["metadata"]
         assert {"apiVersion", "kind", "metadata"} <= set(obj)
@@ -220,12 +220,22 @@ def test_object_identities_are_unique() -> None:
     assert len(identities) == len(set(identities))
 
 
+def _pod_template(workload: Object) -> dict[str, Any]:
+    spec = workload["spec"]
+    template: dict[str, Any] = (
+        spec["jobTemplate"]["spec"]["template"]
+        if workload["kind"] == "CronJob"
+        else spec["template"]
+    )
+    return template
+
+
 def test_workloads_are_selected_only_by_their_own_pods() -> None:
     """A selector that matches another workload's pods would let PDBs, Services and
     spread constraints count the wrong pods."""
     objects = stack.render(pulsebase(), served=SERVED).objects
     templates = [
-        (o["metadata"]["name"], o["spec"]["template"]["metadata"]["labels"])
+        (o["metadata"]["name"], _pod_template(o)["metadata"]["labels"])
         for o in objects
         if o["kind"] in WORKLOADS
     ]
