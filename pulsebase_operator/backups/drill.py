@@ -42,7 +42,7 @@ QUERY_TIMEOUT = 30.0
 _SEGMENT = re.compile(r"(?:^|/)[0-9A-F]{24}-[0-9a-f]{40}(?:\.\w+)?$")
 _ERROR_LINE = re.compile(r"\bERROR: \[\d+\]:.*$", re.MULTILINE)
 _SERVER_ERROR = re.compile(r"\b(?:FATAL|PANIC):.*$", re.MULTILINE)
-_RESTORED_SET = re.compile(r"restore backup set (\S+)")
+_RESTORED_SET = re.compile(r"restore backup set ([^\s,]+)")
 
 
 @dataclasses.dataclass
@@ -152,6 +152,7 @@ class Drill:
     deadline: float
     stanza: str = "pulsebase"
     marker_table: str | None = None
+    vector_wait: float = 0.0
     poll: float = POLL_SECONDS
     clock: Callable[[], float] = time.monotonic
 
@@ -275,7 +276,9 @@ def _vector_indexes(drill: Drill, *, begun: float) -> float | None:
     """Seconds from the drill's start until every vector index was usable; None when
     there is no vector index."""
     offset = drill.clock() - begun
-    wait = max(0.0, drill.deadline - offset)
+    # A physical restore carries each index as it was, so one that is not usable at the
+    # first look stays so: waiting is only for `vector_wait`, zero by default.
+    wait = max(0.0, min(drill.vector_wait, drill.deadline - offset))
     checks = vectors.check_vector_indexes(drill.conn_params, wait=wait, poll_interval=drill.poll)
     if not checks:
         return None
