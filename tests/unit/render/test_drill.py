@@ -99,6 +99,11 @@ def test_check_runs_the_operator_image_with_the_marker_table_when_set() -> None:
     assert not any(a.startswith("--marker-table") for a in containers()["check"]["args"])
 
 
+def test_check_starts_before_restore_so_the_measured_time_includes_it() -> None:
+    names = [c["name"] for c in pod_spec(drill.cron_job(pulsebase()))["containers"]]
+    assert names == ["check", "restore"]
+
+
 def test_names_fit_for_the_longest_pulsebase_name() -> None:
     longest = "a" * 40
     for obj in drill.drill_objects(pulsebase(name=longest)):
