@@ -154,10 +154,10 @@ def main() -> int:
         scratch = _owned_tempdir("pulsebase-bench-drill-", bed.primary.user)
         try:
             result = drill(bed, scratch)
-            # The script makes the socket's folder right after pgBackRest has finished.
-            in_drill = (scratch / "run").stat().st_mtime - (
-                scratch / "archive.json"
-            ).stat().st_mtime
+            # The script writes pg_hba.conf right after pgBackRest has finished, and the
+            # archive listing right before it starts.
+            written = {n: (scratch / n).stat().st_mtime for n in ("archive.json", "pg_hba.conf")}
+            in_drill = written["pg_hba.conf"] - written["archive.json"]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

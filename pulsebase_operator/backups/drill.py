@@ -290,7 +290,7 @@ def _vector_indexes(drill: Drill, *, begun: float) -> float | None:
     return round(offset + slowest, 3)
 
 
-# --- small helpers ---------------------------------------------------------------------
+# --- small pieces ------------------------------------------------------------------------
 
 
 def _connect(conn_params: Mapping[str, Any]) -> psycopg.Connection[Any]:

@@ -41,6 +41,7 @@ from tests.unit.render.examples import pulsebase
 
 ARCHIVE_TIMEOUT = 300  # seconds; longer than a drill here, so unarchived WAL stays so
 DEADLINE = 120.0
+QUIET = 3.0
 
 
 @dataclass
@@ -138,6 +139,9 @@ def test_drill_restores_the_newest_backup_and_measures_time_and_point(
         time.sleep(1)
         incr = backups.backup(stanza, kind="incr")
         time.sleep(1)
+    # A quiet spell between the last commit and the segment's push: the recovery point
+    # then measures it (S3 stores times to the second, so it reads a little less).
+    time.sleep(QUIET)
     archive_everything(source)
     archived = rows(source)
     # Rows in WAL not archived yet: a restore now cannot have them.
@@ -159,10 +163,10 @@ def test_drill_restores_the_newest_backup_and_measures_time_and_point(
     assert 0 < result["recoveryTimeSeconds"] < DEADLINE
     # The copy holds every archived row and none of the three after them.
     assert result["markerRows"] == len(archived)
-    # The last archived row was committed just before its segment was closed and
-    # pushed, so the recovery point stays well within archive_timeout.
-    assert 0 <= result["recoveryPointSeconds"] <= ARCHIVE_TIMEOUT + 10
-    assert result["recoveryPointSeconds"] < 30
+    # The segment holding the last archived row was pushed QUIET seconds after it was
+    # committed, well within archive_timeout.
+    assert QUIET - 1.5 <= result["recoveryPointSeconds"] <= QUIET + 10
+    assert result["recoveryPointSeconds"] <= ARCHIVE_TIMEOUT + 10
     assert result["vectorIndexesUsableSeconds"] is None  # PostgreSQL 15 here: no pgvector
     assert result["started"] <= result["finished"]
 
