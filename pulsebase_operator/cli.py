@@ -123,8 +123,22 @@ def cmd_drill_check(args: argparse.Namespace) -> int:
     def stop(signum: int, _: object) -> None:
         raise drill.Stopped(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, stop)
+    import re
+
+    if args.marker_table and not re.fullmatch(models.MARKER_TABLE_PATTERN, args.marker_table):
+        print(
+            f"error: --marker-table must be schema.table, not {args.marker_table!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.deadline > 0:
+        print("error: --deadline must be a number of seconds above zero", file=sys.stderr)
+        return 2
     scratch = pathlib.Path(args.scratch)
+    if not scratch.is_dir():
+        print(f"error: --scratch {scratch} is not a folder", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, stop)
     conn_params = {"host": str(scratch / "run"), "user": args.user, "dbname": args.dbname}
     result = drill.run(
         drill.Drill(
