@@ -88,6 +88,10 @@ lint: venv ## ruff, mypy --strict, layer contracts, CRD drift
 bench: venv tools ## print render and reconcile figures (write requests, pass time, memory)
 	PULSEBASE_BIN_DIR=$(BIN) $(PY) hack/bench.py
 
+.PHONY: bench-backups
+bench-backups: venv ## drill on a generated 1 GB database: recovery time and point, raw restore time
+	$(PY) hack/bench_backups.py
+
 .PHONY: kind-up
 kind-up: venv ## for machines with Docker: a kind cluster with the CRD (not run in CI)
 	kind create cluster --name pulsebase --config hack/kind.yaml

@@ -130,6 +130,50 @@ def cmd_backup_job(args: argparse.Namespace) -> int:
         api_client=api_client,
         emit=backup_job.json_lines(name=args.name, namespace=args.namespace),
     )
+def cmd_drill_check(args: argparse.Namespace) -> int:
+    """The check container of a restore drill: one JSON result on stdout and in the
+    termination message; non-zero when the drill failed."""
+    import pathlib
+    import signal
+
+    from pulsebase_operator.backups import drill
+
+    def stop(signum: int, _: object) -> None:
+        raise drill.Stopped(signal.Signals(signum).name)
+
+    import re
+
+    if args.marker_table and not re.fullmatch(models.MARKER_TABLE_PATTERN, args.marker_table):
+        print(
+            f"error: --marker-table must be schema.table, not {args.marker_table!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.deadline > 0:
+        print("error: --deadline must be a number of seconds above zero", file=sys.stderr)
+        return 2
+    scratch = pathlib.Path(args.scratch)
+    if not scratch.is_dir():
+        print(f"error: --scratch {scratch} is not a folder", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, stop)
+    conn_params = {"host": str(scratch / "run"), "user": args.user, "dbname": args.dbname}
+    result = drill.run(
+        drill.Drill(
+            scratch=scratch,
+            conn_params=conn_params,
+            deadline=args.deadline,
+            stanza=args.stanza,
+            marker_table=args.marker_table,
+        )
+    )
+    message = drill.encode(result)
+    print(message, flush=True)
+    termination = pathlib.Path(args.termination_log)
+    # Kubernetes creates the file; elsewhere (a local run) there is nothing to write to.
+    if termination.exists():
+        termination.write_text(message)
+    return 0 if result.succeeded else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -374,6 +418,27 @@ def parser() -> argparse.ArgumentParser:
             "--kubeconfig", help="kubeconfig file; in-cluster or ~/.kube/config by default"
         )
         manual.set_defaults(func=cmd_manual_job)
+    check = commands.add_parser(
+        "drill-check", help="measure and check a restore drill's copy (runs in the drill pod)"
+    )
+    check.add_argument("--scratch", required=True, help="the scratch folder shared with restore")
+    check.add_argument(
+        "--deadline", type=float, required=True, help="seconds the whole drill may take"
+    )
+    check.add_argument("--marker-table", help="schema.table that must hold rows in the copy")
+    check.add_argument("--user", default="postgres", help="role to connect as (default postgres)")
+    check.add_argument(
+        "--dbname",
+        default=os.environ.get("PGDATABASE", "postgres"),
+        help="database to check (default: $PGDATABASE, else postgres)",
+    )
+    check.add_argument("--stanza", default="pulsebase", help="pgBackRest stanza restored")
+    check.add_argument(
+        "--termination-log",
+        default="/dev/termination-log",
+        help="also write the result here, if the file exists (default /dev/termination-log)",
+    )
+    check.set_defaults(func=cmd_drill_check)
 
     commands.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(func=cmd_crd)
     commands.add_parser("version", help="print the version").set_defaults(func=cmd_version)

@@ -57,8 +57,6 @@ __all__ = [
 
 COMPONENT = "backups"
 REPO_PATH = "/pgbackrest"
-# The console script in the operator's image (its ENTRYPOINT runs the operator itself).
-OPERATOR_COMMAND = "/venv/bin/pulsebase-operator"
 
 # A run that could not start within this long after its time is skipped, not run late
 # on top of the next one (an hourly incremental must not pile up behind a long full).
@@ -207,7 +205,7 @@ def _container(
         "name": "backup",
         "image": images.operator(),
         "command": [
-            OPERATOR_COMMAND,
+            images.OPERATOR_COMMAND,
             "backup-job",
             f"--kind={kind}",
             f"--name={pb.metadata.name}",

@@ -14,6 +14,11 @@ def api(version: str) -> str:
     return f"ghcr.io/pulsebase/pulsebase:{version.replace('+', '_')}"
 
 
+# The program in that image. A container's `command` replaces the image's entrypoint, and
+# the image does not put its venv on PATH, so jobs name the program by its full path.
+OPERATOR_COMMAND = "/venv/bin/pulsebase-operator"
+
+
 def operator() -> str:
     """This operator's own image, which the backup and drill jobs run: the same release
     as the operator that renders them, so the job and its renderer agree."""

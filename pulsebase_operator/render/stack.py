@@ -18,6 +18,7 @@ from pulsebase_operator.render import (
     backups,
     cdn,
     credentials,
+    drill,
     monitoring,
     objectstore,
     postgres,
@@ -63,6 +64,7 @@ def render(pb: models.PulseBase, *, served: Collection[Kind] = ()) -> Rendered:
         objects.extend(part.objects)
         components.append(part.component)
     objects.extend(backups.backup_objects(pb))
+    objects.extend(drill.drill_objects(pb))
 
     unserved: list[Kind] = []
     rule = monitoring.prometheus_rule(pb)

@@ -207,7 +207,16 @@ def test_objects_have_nothing_the_api_server_would_drop(pb: models.PulseBase) ->
 def test_objects_carry_namespace_and_component_labels_and_nothing_the_reconciler_owns(
     pb: models.PulseBase,
 ) -> None:
-    component_values = {"postgres", "redis", "objectstore", "api", "edge", "monitoring", "backups"}
+    component_values = {
+        "postgres",
+        "redis",
+        "objectstore",
+        "api",
+        "edge",
+        "monitoring",
+        "backups",
+        "drill",
+    }
     for obj in stack.render(pb, served=SERVED).objects:
         metadata: dict[str, Any] = obj["metadata"]
         assert {"apiVersion", "kind", "metadata"} <= set(obj)
