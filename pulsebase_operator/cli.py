@@ -130,6 +130,8 @@ def cmd_backup_job(args: argparse.Namespace) -> int:
         api_client=api_client,
         emit=backup_job.json_lines(name=args.name, namespace=args.namespace),
     )
+
+
 def cmd_drill_check(args: argparse.Namespace) -> int:
     """The check container of a restore drill: one JSON result on stdout and in the
     termination message; non-zero when the drill failed."""

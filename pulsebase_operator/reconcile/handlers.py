@@ -199,8 +199,13 @@ async def keep_probing(
 async def release_leftovers(body: kopf.Body, **_: Any) -> None:
     kube = OPTIONS.kube
     assert kube is not None, "run() sets the API client before kopf starts"
+    snapshot = _snapshot(body)
+
+    def event(reason: str, message: str) -> None:
+        kube.post_event(owner=snapshot, reason=reason, message=message, warning=True)
+
     try:
-        deleted = await asyncio.to_thread(stack.release, kube, _snapshot(body))
+        deleted = await asyncio.to_thread(stack.release, kube, snapshot, event=event)
     except TemporaryError as error:
         raise kopf.TemporaryError(str(error), delay=10) from error
     if deleted:

@@ -107,3 +107,56 @@ def start(kube: Kube, *, namespace: str, pulsebase: str, what: str) -> Started:
         if kube.create(job) is not None:
             return Started(name=job["metadata"]["name"], namespace=namespace, cron_job=name)
     raise ManualJobError(f"could not find a free Job name for CronJob {name}")
+
+
+# --- the final backup before deletionPolicy: Delete removes the volumes -------------
+
+FINAL_SUFFIX = "final"
+
+
+@dataclass(frozen=True)
+class FinalBackup:
+    """Where the final backup stands: `running` (wait), `succeeded` (or not needed), or
+    `skipped` and `failed` with the reason the volumes are kept instead."""
+
+    state: str
+    job: str | None = None
+    reason: str = ""
+
+
+def final_backup(kube: Kube, body: Mapping[str, Any]) -> FinalBackup:
+    """Start, or follow, one full backup from the full-backup CronJob's template.
+
+    Called while the PulseBase is being deleted: its children, the primary among them,
+    stay until the deletion handler lets go, so the backup runs against the live
+    database. Without a CronJob there is nothing the backup could run as, and the caller
+    keeps the volumes rather than delete data nobody saved.
+    """
+    meta = body["metadata"]
+    namespace, pulsebase = meta["namespace"], meta["name"]
+    try:
+        pb = models.PulseBase.from_body(dict(body))
+    except ValueError:
+        return FinalBackup("skipped", reason="the spec is invalid, so no backup job exists")
+    if pb.spec.postgres.mode is models.Mode.EXTERNAL:
+        return FinalBackup("succeeded", reason="the database is external: nothing to back up")
+    if not pb.spec.backup.enabled:
+        # Whoever turned backups off has chosen not to keep copies: Delete means delete.
+        return FinalBackup("succeeded", reason="backups are disabled (spec.backup.enabled)")
+    cron_name = naming.backup_cron_job(pulsebase, "full")
+    name = job_name(cron_name, FINAL_SUFFIX)
+    job = kube.get("batch/v1", "Job", namespace, name)
+    if job is None:
+        cron_job = kube.get("batch/v1", "CronJob", namespace, cron_name)
+        if cron_job is None:
+            return FinalBackup("skipped", reason=f"CronJob {cron_name} does not exist")
+        kube.create(job_from(cron_job, suffix=FINAL_SUFFIX))
+        return FinalBackup("running", job=name)
+    status = job.get("status") or {}
+    if status.get("succeeded"):
+        return FinalBackup("succeeded", job=name)
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            why = condition.get("message") or condition.get("reason") or "it failed"
+            return FinalBackup("failed", job=name, reason=f"Job {name} failed: {why}")
+    return FinalBackup("running", job=name)

@@ -20,8 +20,9 @@ from pydantic import ValidationError
 
 from pulsebase_operator.api import models
 from pulsebase_operator.api.quantity import parse_quantity
-from pulsebase_operator.kube.client import Kube, PermanentError
+from pulsebase_operator.kube.client import Kube, PermanentError, TemporaryError
 from pulsebase_operator.policy import backups, readiness, sync
+from pulsebase_operator.reconcile import manual
 from pulsebase_operator.render import labels, naming, postgres, stack
 from pulsebase_operator.render.parts import GeneratedSecret
 
@@ -355,19 +356,34 @@ def _claims_of(kube: Kube, statefulset: Mapping[str, Any]) -> list[dict[str, Any
     return [c for c in claims if c["metadata"]["name"].startswith(prefixes)]
 
 
-def release(kube: Kube, body: Mapping[str, Any]) -> list[str]:
+def release(kube: Kube, body: Mapping[str, Any], *, event: Callable[[str, str], None]) -> list[str]:
     """What deletion leaves behind, removed when `deletionPolicy: Delete` says so.
 
     Owner references collect every rendered child, and the StatefulSets' claim retention
     policy removes or keeps the volumes. Two things have no owner on purpose: generated
     credentials and Patroni's state ConfigMaps. Under Retain both stay with the volumes
     (a PulseBase recreated with the same name finds its data, passwords and cluster
-    state); under Delete they go too. Returns what was deleted.
+    state); under Delete they go too, but only once a final full backup succeeded (or
+    backups are off): until its Job ends this raises TemporaryError, and when it fails
+    everything is kept as under Retain, with a Warning event. Returns what was deleted.
     """
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     policy = (body.get("spec") or {}).get("deletionPolicy", models.DeletionPolicy.RETAIN)
     if policy != models.DeletionPolicy.DELETE:
+        return _keep_volumes(kube, namespace=namespace, name=name)
+    final = manual.final_backup(kube, body)
+    if final.state == "running":
+        raise TemporaryError(
+            "delete the volumes", f"waiting for the final backup, Job {final.job}, to finish"
+        )
+    if final.state != "succeeded":
+        event(
+            "FinalBackupFailed",
+            f"No final backup ({final.reason}), so the volume claims and credentials are "
+            "kept as under deletionPolicy Retain; delete them by hand once the data is "
+            "safe elsewhere.",
+        )
         return _keep_volumes(kube, namespace=namespace, name=name)
     doomed = kube.list("v1", "Secret", namespace, labels.prune_selector(name))
     patroni_state = f"{postgres.SCOPE_LABEL}={naming.postgres(name)}"

@@ -461,8 +461,22 @@ def test_deletion_policy_delete_removes_volumes_and_credentials(
     }
     assert apply(control_plane, state).returncode == 0
 
-    done = control_plane.kubectl("delete", "pb", "shop", "-n", namespace, "--timeout=60s")
+    done = control_plane.kubectl("delete", "pb", "shop", "-n", namespace, "--wait=false")
     assert done.returncode == 0, done.stderr
+
+    # Nothing goes before a final full backup, taken from the full-backup CronJob's
+    # template, has succeeded (the fake nodes complete its pod).
+    batch = k8s.BatchV1Api(api_client)
+
+    def final_backup_succeeded() -> bool:
+        jobs = {j.metadata.name: j for j in batch.list_namespaced_job(namespace).items}
+        job = jobs.get("shop-backup-full-manual-final")
+        if job is None:
+            assert names(api_client, namespace)["PVC"], "volumes went before the final backup"
+            return False
+        return bool(job.status and job.status.succeeded)
+
+    wait_for(final_backup_succeeded, timeout=60, what="the final backup Job to succeed")
 
     def released() -> bool:
         left = names(api_client, namespace)

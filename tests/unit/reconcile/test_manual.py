@@ -123,3 +123,70 @@ def test_a_missing_pulsebase_says_so() -> None:
         manual.ManualJobError, match="PulseBase shop does not exist in namespace prod"
     ):
         manual.start(Cluster({}), namespace="prod", pulsebase="shop", what="full")  # type: ignore[arg-type]
+
+
+# --- the final backup under deletionPolicy: Delete ----------------------------------
+
+FINAL = "shop-backup-full-manual-final"
+
+
+def final_job(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": FINAL}, "status": status}
+
+
+def test_the_final_backup_starts_once_from_the_full_backup_cronjob() -> None:
+    cluster = Cluster({("CronJob", "shop-backup-full"): CRON_JOB})
+    found = manual.final_backup(cluster, pulsebase(deletionPolicy="Delete"))  # type: ignore[arg-type]
+    assert (found.state, found.job) == ("running", FINAL)
+    assert [job["metadata"]["name"] for job in cluster.created] == [FINAL]
+    cluster.objects["Job", FINAL] = final_job(active=1)
+    assert manual.final_backup(cluster, pulsebase()).state == "running"  # type: ignore[arg-type]
+    assert len(cluster.created) == 1
+
+
+def test_a_finished_final_backup_says_how_it_ended() -> None:
+    cluster = Cluster({("Job", FINAL): final_job(succeeded=1)})
+    assert manual.final_backup(cluster, pulsebase()).state == "succeeded"  # type: ignore[arg-type]
+    cluster.objects["Job", FINAL] = final_job(
+        failed=2,
+        conditions=[
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        ],
+    )
+    failed = manual.final_backup(cluster, pulsebase())  # type: ignore[arg-type]
+    assert failed.state == "failed"
+    assert failed.reason == f"Job {FINAL} failed: Job has reached the specified backoff limit"
+
+
+EXTERNAL_DB = {
+    "mode": "external",
+    "external": {
+        "host": "db.example.com",
+        "username": {"name": "db", "key": "user"},
+        "password": {"name": "db", "key": "password"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "state", "reason"),
+    [
+        ({"postgres": EXTERNAL_DB}, "succeeded", "external"),
+        ({"backup": {"enabled": False}}, "succeeded", "backups are disabled"),
+        ({"version": "not-a-version"}, "skipped", "the spec is invalid"),
+        ({}, "skipped", "CronJob shop-backup-full does not exist"),
+    ],
+)
+def test_without_a_backup_to_take_the_caller_is_told_why(
+    spec: dict[str, Any], state: str, reason: str
+) -> None:
+    cluster = Cluster({})
+    found = manual.final_backup(cluster, pulsebase(**spec))  # type: ignore[arg-type]
+    assert found.state == state
+    assert reason in found.reason
+    assert cluster.created == []
