@@ -1267,9 +1267,9 @@ class PulseBaseSpec(Model):
     upgrade: UpgradeSpec = Field(default_factory=UpgradeSpec)
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,
-        description="Retain keeps volume claims, generated credentials, Patroni's "
-        "cluster state and the backups when the PulseBase is deleted; Delete removes "
-        "them with it, the backups only after a final full backup succeeded.",
+        description="Retain keeps volume claims, generated credentials and Patroni's "
+        "cluster state when the PulseBase is deleted; Delete removes them with it, once "
+        "a final full backup succeeded. No backup is deleted from a bucket.",
     )
 
 
