@@ -112,6 +112,35 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backups_list(args: argparse.Namespace) -> int:
+    """The backup sets of a PulseBase as pgBackRest reads them in its primary, with the
+    retention policy's decision for each."""
+    from pulsebase_operator.backups.errors import BackupError
+    from pulsebase_operator.kube.client import KubeError, load_config
+    from pulsebase_operator.reconcile import backup_job
+
+    try:
+        api_client, _ = load_config(args.kubeconfig)
+        rows = backup_job.list_backups(api_client, name=args.name, namespace=args.namespace)
+    except (backup_job.SpecError, backup_job.PrimaryError, BackupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KubeError as error:
+        print(f"error: could not {error.step}: {error.detail}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a kubeconfig that cannot be loaded, say
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {reason}", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        print(json.dumps(rows, indent=2))
+    elif rows:
+        print(backup_job.format_rows(rows))
+    else:
+        print(f"no backups of {args.namespace}/{args.name} yet")
+    return 0
+
+
 def cmd_backup_job(args: argparse.Namespace) -> int:
     """One run of a backup Job in the cluster: the stanza, a backup, or the vector dump."""
     from pulsebase_operator.kube.client import load_config
@@ -387,6 +416,19 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--time-zone", default="UTC", help="IANA time zone of days and weeks")
     plan.add_argument("--now", help="the current time, RFC 3339 with an offset")
     plan.set_defaults(func=cmd_retention_plan)
+
+    listing = commands.add_parser("backups", help="the backups of a PulseBase")
+    listing_commands = listing.add_subparsers(dest="backups_command", required=True)
+    sets = listing_commands.add_parser(
+        "list", help="every backup set, as pgBackRest reads it, with the retention decision"
+    )
+    sets.add_argument("name", help="the PulseBase")
+    sets.add_argument("-n", "--namespace", default="default", help="(default: default)")
+    sets.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    sets.add_argument(
+        "--kubeconfig", help="kubeconfig file; in-cluster or ~/.kube/config by default"
+    )
+    sets.set_defaults(func=cmd_backups_list)
 
     job = commands.add_parser(
         "backup-job",

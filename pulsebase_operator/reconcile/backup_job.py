@@ -370,3 +370,83 @@ def stream_into(
     finally:
         pipe.abandoned.set()
         thread.join(timeout=30)
+
+
+# --- `pulsebase-operator backups list` ----------------------------------------------
+
+
+def list_backups(
+    api_client: Any, *, name: str, namespace: str, now: datetime.datetime | None = None
+) -> list[dict[str, Any]]:
+    """Every backup set pgBackRest knows for this PulseBase, oldest first, with what the
+    retention policy decides for it: the catalog as pgBackRest itself reads it in the
+    primary, never a copy. Raises SpecError, PrimaryError, KubeError or BackupError."""
+    kube = Kube(api_client)
+    pb = read_pulsebase(kube, name=name, namespace=namespace)
+    pod = find_primary(kube, name=name, namespace=namespace)
+    in_primary = kube_exec.PodExec(api_client, namespace=namespace, pod=pod, container=CONTAINER)
+    entry = pgbackrest.info(stanza_in(in_primary))
+    return catalog_rows(entry, policy=policy_of(pb), now=now)
+
+
+def catalog_rows(
+    entry: Mapping[str, Any], *, policy: retention.Policy, now: datetime.datetime | None = None
+) -> list[dict[str, Any]]:
+    """One row per set of a stanza's `info` entry, with the policy's decision."""
+    sets = retention.backups_from_info([entry])
+    decisions = {
+        d.label: d
+        for d in retention.plan(sets, policy=policy, now=now or datetime.datetime.now(datetime.UTC))
+    }
+    raw = {b["label"]: b for b in entry.get("backup") or [] if isinstance(b, Mapping)}
+    rows = []
+    for backup in sorted(sets, key=lambda b: b.stopped):
+        info = raw.get(backup.label, {})
+        decision = decisions.get(backup.label)
+        rows.append(
+            {
+                "label": backup.label,
+                "type": backup.kind,
+                "stopped": backup.stopped.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "prior": backup.prior,
+                "failed": backup.failed,
+                "sizeBytes": (info.get("info") or {}).get("size"),
+                "action": decision.action if decision else "keep",
+                "reason": decision.reason if decision else "",
+            }
+        )
+    return rows
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a table for a terminal, widest value per column."""
+    header = ("LABEL", "TYPE", "STOPPED", "SIZE", "ACTION", "REASON")
+    lines = [header] + [
+        (
+            str(r["label"]),
+            str(r["type"]) + (" (failed)" if r["failed"] else ""),
+            str(r["stopped"]),
+            _size(r["sizeBytes"]),
+            str(r["action"]),
+            str(r["reason"]),
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "   ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True))
+        + "   "
+        + line[-1]
+        for line in lines
+    )
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, int):
+        return "-"
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} TiB"

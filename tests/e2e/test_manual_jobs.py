@@ -140,3 +140,13 @@ def test_backup_and_drill_create_a_job_from_the_cron_job_or_say_why_not(
     )
     jobs = get(control_plane, namespace, "jobs")["items"]
     assert [j["metadata"]["name"] for j in jobs] == [job_name]
+
+    # Listing the backups needs the primary, which runs nowhere here: one line, exit 1.
+    listing = cli(control_plane, "backups", "list", NAME, "-n", namespace)
+    assert listing.returncode == 1
+    assert listing.stderr.strip().startswith("error: find the primary failed: no running pod")
+    gone = cli(control_plane, "backups", "list", "nothing", "-n", namespace)
+    assert gone.returncode == 1
+    assert gone.stderr.strip() == (
+        f"error: read PulseBase {namespace}/nothing failed: it does not exist"
+    )

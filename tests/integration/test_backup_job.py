@@ -74,6 +74,34 @@ def test_full_then_incremental_then_retention_after_the_next_full(
     )
 
 
+def test_backups_list_shows_every_set_of_the_real_catalog_with_its_decision(
+    backup_bed: BackupBed,
+) -> None:
+    policy = retention.Policy(daily=1, weekly=0)
+    first = job.run(backup_bed.stanza, kind="full", policy=policy, log=lambda _: None)
+    incremental = job.run(backup_bed.stanza, kind="incr", policy=policy, log=lambda _: None)
+    entry = backups.info(backup_bed.stanza)
+
+    rows = backup_job.catalog_rows(entry, policy=policy)
+    assert [(r["label"], r["type"], r["action"]) for r in rows] == [
+        (first.label, "full", "keep"),
+        (incremental.label, "incr", "keep"),
+    ]
+    assert all(r["reason"] and r["sizeBytes"] > 0 and not r["failed"] for r in rows)
+    # Out of the one-day window, the newest full set and its chain are still kept.
+    later = backup_job.catalog_rows(
+        entry, policy=policy, now=datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)
+    )
+    assert [r["action"] for r in later] == ["keep", "keep"]
+    table = backup_job.format_rows(rows).splitlines()
+    assert table[0].split() == ["LABEL", "TYPE", "STOPPED", "SIZE", "ACTION", "REASON"]
+    assert table[1].startswith(str(first.label)) and " full " in table[1]
+    assert [e["label"] for e in backups.info(backup_bed.stanza)["backup"]] == [
+        first.label,
+        incremental.label,
+    ]
+
+
 def test_an_expiry_that_fails_after_a_good_backup_is_a_retention_error(
     backup_bed: BackupBed,
 ) -> None:
