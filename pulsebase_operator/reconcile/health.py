@@ -10,10 +10,14 @@ judged together and the pass stays the single place that decides what `Ready` me
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pulsebase_operator import probes
@@ -21,7 +25,14 @@ from pulsebase_operator.api import models
 from pulsebase_operator.api.quantity import parse_duration, parse_quantity
 from pulsebase_operator.kube.client import Kube
 from pulsebase_operator.policy import readiness
-from pulsebase_operator.render import credentials, naming, objectstore, postgres, redis
+from pulsebase_operator.render import (
+    certificates,
+    credentials,
+    naming,
+    objectstore,
+    postgres,
+    redis,
+)
 
 # Secret keys: (namespace-local Secret name, key) -> value, None when missing; raises
 # UnreadableSecretError when the value is not text.
@@ -175,12 +186,18 @@ def _objectstore(pb: models.PulseBase, *, secret: SecretReader) -> probes.Object
         secret_key = secret(external.secret_access_key.name, external.secret_access_key.key)
         region, path_style = external.region, external.force_path_style
         missing = external.access_key_id if key_id is None else external.secret_access_key
+        verify: bool | str = True
     else:
         keys = naming.objectstore_secret(name)
         key_id = secret(keys, credentials.ACCESS_KEY_ID)
         secret_key = secret(keys, credentials.SECRET_ACCESS_KEY)
         region, path_style = objectstore.MANAGED_REGION, True
         missing = models.SecretKeyRef(name=keys, key=credentials.ACCESS_KEY_ID)
+        # The managed endpoint's certificate chains to the operator's private CA only.
+        ca = secret(naming.objectstore_tls(name), certificates.CA_KEY)
+        if ca is None:
+            return _missing(naming.objectstore_tls(name), certificates.CA_KEY)
+        verify = ca_bundle(ca)
     if key_id is None or secret_key is None:
         return _missing(missing.name, missing.key)
     return probes.ObjectStoreTarget(
@@ -191,7 +208,21 @@ def _objectstore(pb: models.PulseBase, *, secret: SecretReader) -> probes.Object
         buckets=(buckets.assets, buckets.backups),
         backups_bucket=buckets.backups,
         force_path_style=path_style,
+        verify_tls=verify,
     )
+
+
+def ca_bundle(pem: str) -> str:
+    """A file holding `pem`, for boto3's `verify=`: named by its content, so each CA is
+    written once and a new one (after the Secret was rotated) gets a file of its own."""
+    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"pulsebase-objectstore-ca-{digest}.pem"
+    if not path.exists():
+        # Written aside and renamed, so a concurrent reader never sees half a file.
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
+        partial.write_text(pem)
+        partial.replace(path)
+    return str(path)
 
 
 def _host_port(address: str) -> tuple[str, int]:

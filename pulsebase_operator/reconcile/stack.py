@@ -21,7 +21,7 @@ from pulsebase_operator.api import models
 from pulsebase_operator.api.quantity import parse_quantity
 from pulsebase_operator.kube.client import Kube, PermanentError
 from pulsebase_operator.policy import readiness, sync
-from pulsebase_operator.render import labels, naming, postgres, stack
+from pulsebase_operator.render import certificates, labels, naming, postgres, stack
 from pulsebase_operator.render.parts import GeneratedSecret
 
 log = structlog.get_logger("pulsebase_operator.reconcile")
@@ -370,6 +370,14 @@ def _create_secret(kube: Kube, secret: GeneratedSecret) -> bool:
     values = {key: secrets.token_urlsafe(length)[:length] for key, length in secret.random_keys}
     for key, template in secret.templates:
         values[key] = template.format(**values)
+    if secret.certificate_for:
+        values |= certificates.issue(
+            secret.certificate_for,
+            common_name=secret.name,
+            ca_key=certificates.new_key(),
+            server_key=certificates.new_key(),
+            now=datetime.datetime.now(datetime.UTC),
+        )
     body = {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -214,7 +214,13 @@ def pgbackrest_env(pb: models.PulseBase) -> list[dict[str, Any]]:
             "PGBACKREST_REPO1_STORAGE_PORT", str(endpoint.port or (443 if https else 80))
         ),
         pods.plain_env("PGBACKREST_REPO1_TYPE", "s3"),
+        *_pgbackrest_ca_env(pb),
     ]
+
+
+def _pgbackrest_ca_env(pb: models.PulseBase) -> list[dict[str, Any]]:
+    ca = objectstore.ca_file(pb)
+    return [] if ca is None else [pods.plain_env("PGBACKREST_REPO1_STORAGE_CA_FILE", ca)]
 
 
 # --- objects ---------------------------------------------------------------------
@@ -300,6 +306,8 @@ def _stateful_set(pb: models.PulseBase, *, config_hash: str) -> Object:
             # The container runtime's default /dev/shm (64M) is too small for
             # PostgreSQL's dynamic shared memory.
             {"name": "shm", "emptyDir": {"medium": "Memory"}},
+            # The managed object storage's CA, which pgBackRest verifies the repository by.
+            *([] if (ca := objectstore.ca_volume(pb)) is None else [ca]),
         ],
         storage=pb.spec.postgres.storage,
         pod_labels={**labels.component(name, COMPONENT), SCOPE_LABEL: naming.postgres(name)},
@@ -331,6 +339,8 @@ def _container(pb: models.PulseBase) -> dict[str, Any]:
             {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
         ],
     }
+    if objectstore.ca_volume(pb) is not None:
+        container["volumeMounts"].append(objectstore.ca_mount())
     if resources := pods.resources(spec.resources):
         container["resources"] = resources
     return container
