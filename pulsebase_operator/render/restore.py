@@ -18,6 +18,7 @@ The source's keys come from its Secrets by reference: no ConfigMap holds them.
 from __future__ import annotations
 
 import configparser
+import datetime
 import io
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,8 +212,16 @@ def env(source: models.PulseBase, *, target_time: str | None, config_dir: str) -
         secret,
     ]
     if target_time is not None:
-        variables.append(pods.plain_env(TARGET_ENV, target_time))
+        variables.append(pods.plain_env(TARGET_ENV, pgbackrest_time(target_time)))
     return variables
+
+
+def pgbackrest_time(target_time: str) -> str:
+    """An RFC 3339 time as pgBackRest's --target takes it: a space between date and time
+    and a numeric offset (it refuses the `T` and `Z`). The moment is the same."""
+    moment = datetime.datetime.fromisoformat(target_time.replace("Z", "+00:00"))
+    assert moment.utcoffset() is not None  # the model requires an explicit offset
+    return moment.isoformat(sep=" ")
 
 
 def source_ca_volume(source: models.PulseBase) -> dict[str, Any] | None:
