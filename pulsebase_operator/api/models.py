@@ -902,6 +902,12 @@ class ExternalObjectStorage(Model):
     force_path_style: bool = Field(False, description="Path-style bucket addressing.")
     access_key_id: SecretKeyRef = Field(description="Secret key with the access key id.")
     secret_access_key: SecretKeyRef = Field(description="Secret key with the secret key.")
+    ca_bundle: SecretKeyRef | None = Field(
+        None,
+        description="Secret key holding the PEM certificate of the CA the endpoint's "
+        "certificate chains to, for an https endpoint with a private CA. Clients then "
+        "trust only this CA for the endpoint; unset, the images' system CAs.",
+    )
 
     @model_validator(mode="after")
     def _endpoint(self) -> ExternalObjectStorage:

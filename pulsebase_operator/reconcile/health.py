@@ -26,7 +26,6 @@ from pulsebase_operator.api.quantity import parse_duration, parse_quantity
 from pulsebase_operator.kube.client import Kube
 from pulsebase_operator.policy import readiness
 from pulsebase_operator.render import (
-    certificates,
     credentials,
     naming,
     objectstore,
@@ -186,20 +185,21 @@ def _objectstore(pb: models.PulseBase, *, secret: SecretReader) -> probes.Object
         secret_key = secret(external.secret_access_key.name, external.secret_access_key.key)
         region, path_style = external.region, external.force_path_style
         missing = external.access_key_id if key_id is None else external.secret_access_key
-        verify: bool | str = True
     else:
         keys = naming.objectstore_secret(name)
         key_id = secret(keys, credentials.ACCESS_KEY_ID)
         secret_key = secret(keys, credentials.SECRET_ACCESS_KEY)
         region, path_style = objectstore.MANAGED_REGION, True
         missing = models.SecretKeyRef(name=keys, key=credentials.ACCESS_KEY_ID)
-        # The managed endpoint's certificate chains to the operator's private CA only.
-        ca = secret(naming.objectstore_tls(name), certificates.CA_KEY)
-        if ca is None:
-            return _missing(naming.objectstore_tls(name), certificates.CA_KEY)
-        verify = ca_bundle(ca)
     if key_id is None or secret_key is None:
         return _missing(missing.name, missing.key)
+    # The operator's CA for the managed endpoint, or the user's caBundle: only that CA.
+    verify: bool | str = True
+    if (ref := objectstore.ca_ref(pb)) is not None:
+        ca = secret(ref.name, ref.key)
+        if ca is None:
+            return _missing(ref.name, ref.key)
+        verify = ca_bundle(ca)
     return probes.ObjectStoreTarget(
         endpoint=objectstore.endpoint(pb),
         region=region,

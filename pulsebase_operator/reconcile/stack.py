@@ -467,4 +467,6 @@ def _references(pb: models.PulseBase) -> dict[str, list[models.SecretKeyRef]]:
     if spec.object_storage.external is not None:
         external = spec.object_storage.external
         refs["objectStorage"] = [external.access_key_id, external.secret_access_key]
+        if external.ca_bundle is not None:
+            refs["objectStorage"].append(external.ca_bundle)
     return refs

@@ -68,26 +68,38 @@ def endpoint(pb: models.PulseBase) -> str:
     return f"https://{naming.objectstore(pb.metadata.name)}.{pb.metadata.namespace}.svc:{S3_PORT}"
 
 
+def ca_ref(pb: models.PulseBase) -> models.SecretKeyRef | None:
+    """The Secret key holding the CA clients verify the S3 endpoint with: the operator's
+    own for the managed storage, `caBundle` for an external one (None: system CAs)."""
+    storage = pb.spec.object_storage
+    if storage.mode is models.Mode.EXTERNAL:
+        return storage.external.ca_bundle if storage.external is not None else None
+    return models.SecretKeyRef(
+        name=naming.objectstore_tls(pb.metadata.name), key=certificates.CA_KEY
+    )
+
+
 def ca_file(pb: models.PulseBase) -> str | None:
     """Path of the CA certificate a client pod trusts for the S3 endpoint, once it mounts
     `ca_volume(pb)` at CA_DIR; None where the system's trust store is the one to use."""
-    if pb.spec.object_storage.mode is models.Mode.EXTERNAL:
-        return None
-    return CA_FILE
+    return CA_FILE if ca_ref(pb) is not None else None
 
 
-def ca_volume(pb: models.PulseBase) -> dict[str, Any] | None:
+def ca_volume(
+    pb: models.PulseBase, *, name: str = CA_VOLUME, optional: bool = False
+) -> dict[str, Any] | None:
     """The volume holding only the CA certificate (never the server's key), for pods that
-    call the managed S3 endpoint; None in external mode."""
-    if pb.spec.object_storage.mode is models.Mode.EXTERNAL:
+    call the S3 endpoint; None where the system's CAs are used."""
+    ref = ca_ref(pb)
+    if ref is None:
         return None
-    return {
-        "name": CA_VOLUME,
-        "secret": {
-            "secretName": naming.objectstore_tls(pb.metadata.name),
-            "items": [{"key": certificates.CA_KEY, "path": certificates.CA_KEY}],
-        },
+    secret: dict[str, Any] = {
+        "secretName": ref.name,
+        "items": [{"key": ref.key, "path": certificates.CA_KEY}],
     }
+    if optional:
+        secret["optional"] = True
+    return {"name": name, "secret": secret}
 
 
 def ca_mount() -> dict[str, Any]:

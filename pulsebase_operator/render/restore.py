@@ -172,7 +172,7 @@ def source_config(source: models.PulseBase) -> str:
         "repo1-s3-region": region,
         "repo1-s3-uri-style": "path" if path_style else "host",
     }
-    if objectstore.ca_file(source) is not None:
+    if objectstore.ca_ref(source) is not None:
         repo["repo1-storage-ca-file"] = f"{SOURCE_CA_DIR}/{certificates.CA_KEY}"
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
@@ -225,16 +225,9 @@ def pgbackrest_time(target_time: str) -> str:
 
 
 def source_ca_volume(source: models.PulseBase) -> dict[str, Any] | None:
-    if objectstore.ca_file(source) is None:
-        return None
-    return {
-        "name": SOURCE_CA_VOLUME,
-        "secret": {
-            "secretName": naming.objectstore_tls(source.metadata.name),
-            "items": [{"key": certificates.CA_KEY, "path": certificates.CA_KEY}],
-            "optional": True,
-        },
-    }
+    # Optional, like the keys: a source deleted after the bootstrap must not keep the
+    # copy's pods from starting.
+    return objectstore.ca_volume(source, name=SOURCE_CA_VOLUME, optional=True)
 
 
 def source_ca_mount() -> dict[str, Any]:

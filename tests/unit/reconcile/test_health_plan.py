@@ -103,6 +103,18 @@ def test_an_external_object_storage_uses_the_system_trust_store() -> None:
     assert isinstance(storage, probes.ObjectStoreTarget) and storage.verify_tls is True
 
 
+def test_an_external_ca_bundle_is_what_the_probe_verifies_with() -> None:
+    external = {**EXTERNAL_OBJECT_STORAGE["external"], "caBundle": {"name": "corp", "key": "ca"}}
+    pb = pulsebase(objectStorage={**EXTERNAL_OBJECT_STORAGE, "external": external})
+    secrets = {**SECRETS, ("corp", "ca"): "corporate CA"}
+    plan = health.plan(pb, scope=health.Scope.EXTERNAL, secret=lambda n, k: secrets.get((n, k)))
+    storage = plan.targets["objectStorage"]
+    assert isinstance(storage, probes.ObjectStoreTarget) and isinstance(storage.verify_tls, str)
+    assert Path(storage.verify_tls).read_text() == "corporate CA"
+    missing = health.plan(pb, scope=health.Scope.EXTERNAL, secret=reader())
+    assert "corp" in missing.skipped["objectStorage"]
+
+
 def test_ca_bundles_are_written_once_per_content() -> None:
     first = health.ca_bundle("one")
     assert health.ca_bundle("one") == first

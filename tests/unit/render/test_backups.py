@@ -136,3 +136,10 @@ def test_the_role_allows_finding_pods_and_exec_only() -> None:
 
 def _pod(job: dict[str, object]) -> dict[str, object]:
     return job["spec"]["jobTemplate"]["spec"]["template"]["spec"]  # type: ignore[index,no-any-return]
+
+
+def test_an_external_ca_bundle_becomes_pgbackrests_ca_file() -> None:
+    external = {**EXTERNAL_OBJECT_STORAGE["external"], "caBundle": {"name": "ca", "key": "pem"}}
+    pb = pulsebase(objectStorage={**EXTERNAL_OBJECT_STORAGE, "external": external})
+    repo = parsed(backups.pgbackrest_config(pb))["global"]
+    assert repo["repo1-storage-ca-file"] == "/etc/pulsebase/objectstore-ca/ca.crt"

@@ -137,3 +137,20 @@ def test_buckets_script_creates_only_missing_buckets_after_a_clean_listing() -> 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
 def test_buckets_script_is_valid_shell() -> None:
     subprocess.run(["sh", "-n"], input=objectstore.BUCKETS_SCRIPT, text=True, check=True)
+
+
+def test_an_external_endpoint_with_a_private_ca_is_verified_against_its_ca_bundle() -> None:
+    storage = {
+        **EXTERNAL_OBJECT_STORAGE,
+        "external": {
+            **EXTERNAL_OBJECT_STORAGE["external"],
+            "caBundle": {"name": "corp-ca", "key": "root.pem"},
+        },
+    }
+    pb = pulsebase(objectStorage=storage)
+    # The user's key is mounted under the same file name every client is given.
+    assert objectstore.ca_volume(pb) == {
+        "name": "objectstore-ca",
+        "secret": {"secretName": "corp-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]},
+    }
+    assert objectstore.ca_file(pb) == "/etc/pulsebase/objectstore-ca/ca.crt"

@@ -123,6 +123,21 @@ def test_an_external_source_repository_uses_its_endpoint_and_refs() -> None:
     assert all(v["name"] != "restore-source-ca" for v in pod_spec(sts)["volumes"])
 
 
+def test_an_external_source_with_a_private_ca_is_verified_with_it() -> None:
+    external = {**EXTERNAL_OBJECT_STORAGE["external"], "caBundle": {"name": "ca", "key": "pem"}}
+    source = pulsebase(objectStorage={**EXTERNAL_OBJECT_STORAGE, "external": external})
+    assert "repo1-storage-ca-file = /etc/pulsebase/restore-source-ca/ca.crt" in (
+        restore.source_config(source)
+    )
+    sts = find(postgres.render(copy_of(), source=source).objects, "StatefulSet")
+    (volume,) = [v for v in pod_spec(sts)["volumes"] if v["name"] == "restore-source-ca"]
+    assert volume["secret"] == {
+        "secretName": "ca",
+        "items": [{"key": "pem", "path": "ca.crt"}],
+        "optional": True,
+    }
+
+
 def test_the_source_keys_reach_the_pod_only_by_reference() -> None:
     objects = postgres.render(copy_of(), source=pulsebase()).objects
     sts = find(objects, "StatefulSet")
@@ -150,6 +165,7 @@ def test_the_source_ca_is_mounted_from_the_sources_secret() -> None:
     (volume,) = [v for v in pod_spec(sts)["volumes"] if v["name"] == "restore-source-ca"]
     assert volume["secret"]["secretName"] == "shop-objectstore-tls"
     assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    assert volume["secret"]["optional"] is True
     mount = {"name": "restore-source-ca", "mountPath": "/etc/pulsebase/restore-source-ca"}
     assert {**mount, "readOnly": True} in container(sts)["volumeMounts"]
 
