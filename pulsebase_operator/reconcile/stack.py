@@ -411,7 +411,8 @@ def _recovery_source(
     or why the restore cannot go ahead: (source, None) or (None, reason).
 
     Once the Patroni StatefulSet exists the bootstrap is done or under way, so a source
-    deleted since no longer holds anything up (it is then rendered without the restore).
+    deleted or changed since holds nothing up: the copy is then rendered without the
+    restore, and its pass goes on.
     """
     recovery = pb.spec.bootstrap.recovery
     if recovery is None:
@@ -419,21 +420,24 @@ def _recovery_source(
     namespace = pb.metadata.namespace
     body = kube.get(models.API_VERSION, models.KIND, namespace, recovery.source.pulse_base)
     source = None
+    reason = None
     if body is not None:
         try:
             source = models.PulseBase.from_body(body)
         except ValidationError as error:
-            return None, (
+            reason = (
                 f"spec.bootstrap.recovery.source.pulseBase: PulseBase "
                 f"{recovery.source.pulse_base} has an invalid spec ({_first_error(error)}), "
                 "so its backup repository is unknown"
             )
-    if source is None and pb.spec.postgres.mode is models.Mode.MANAGED:
+    reason = reason or restore.refusal(pb, source)
+    if reason is None:
+        return source, None
+    if pb.spec.postgres.mode is models.Mode.MANAGED:
         statefulset = naming.postgres(pb.metadata.name)
         if kube.get("apps/v1", "StatefulSet", namespace, statefulset) is not None:
             return None, None
-    reason = restore.refusal(pb, source)
-    return (None, reason) if reason is not None else (source, None)
+    return None, reason
 
 
 def _has_volumes(kube: Kube, namespace: str, name: str, component: str) -> bool:
