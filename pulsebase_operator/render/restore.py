@@ -129,8 +129,10 @@ def patroni_bootstrap(pb: models.PulseBase, *, config_dir: str) -> dict[str, Any
     """The part of Patroni's `bootstrap` that replaces initdb with the restore."""
     recovery = pb.spec.bootstrap.recovery
     assert recovery is not None  # only called for a PulseBase that restores
-    # Patroni writes these for the first start after the script; pgBackRest writes the
-    # same ones, so whichever PostgreSQL reads, it replays the source's WAL.
+    # Patroni writes these for the first start after the script. pgBackRest writes the
+    # same ones into postgresql.auto.conf, which Patroni clears of recovery settings when
+    # it writes its configuration (so replicas copied from the promoted primary never
+    # inherit them); without Patroni, as in the integration test, those apply.
     recovery_conf: dict[str, Any] = {
         "restore_command": restore_command(),
         "recovery_target_timeline": "latest",
