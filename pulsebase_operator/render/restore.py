@@ -45,11 +45,10 @@ SOURCE_CA_VOLUME = "restore-source-ca"
 CONFIG_ENV = "PULSEBASE_RESTORE_CONFIG"
 SCRIPT_ENV = "PULSEBASE_RESTORE_SCRIPT"
 TARGET_ENV = "PULSEBASE_RESTORE_TARGET_TIME"
-DATA_ENV = "PATRONI_POSTGRESQL_DATA_DIR"  # set for Patroni already
 KEY_ENV = "PULSEBASE_RESTORE_S3_KEY"
 SECRET_ENV = "PULSEBASE_RESTORE_S3_KEY_SECRET"  # noqa: S105 (a variable name)
 
-# `restore` restores the source's backup into $PATRONI_POSTGRESQL_DATA_DIR; `archive-get
+# `restore` restores the source's backup into the data directory Patroni names; `archive-get
 # WAL PATH` is PostgreSQL's restore_command while it replays the source's WAL. Only the
 # restore writes, and only into the data directory: pgBackRest's restore and archive-get
 # never write to a repository. --archive-mode=off is not used: pgBackRest would write it
@@ -67,24 +66,34 @@ export PGBACKREST_REPO1_S3_KEY PGBACKREST_REPO1_S3_KEY_SECRET
 unset PULSEBASE_RESTORE_S3_KEY PULSEBASE_RESTORE_S3_KEY_SECRET
 pgbackrest() {
   command pgbackrest --config="$PULSEBASE_RESTORE_CONFIG" --stanza=pulsebase \
-    --pg1-path="$PATRONI_POSTGRESQL_DATA_DIR" --lock-path="${TMPDIR:-/tmp}/pgbackrest-restore" \
-    "$@"
+    --lock-path="${TMPDIR:-/tmp}/pgbackrest-restore" "$@"
 }
 case "${1:-}" in
 restore)
-  set --
-  if [ -n "${PULSEBASE_RESTORE_TARGET_TIME:-}" ]; then
-    set -- --type=time --target="$PULSEBASE_RESTORE_TARGET_TIME" --target-action=promote
+  # Patroni passes --scope=... --datadir=...; its own PATRONI_* variables it keeps to itself.
+  shift
+  data=""
+  for argument; do
+    case $argument in --datadir=*) data=${argument#--datadir=} ;; esac
+  done
+  if [ -z "$data" ]; then
+    echo "restore: Patroni gave no --datadir" >&2
+    exit 2
   fi
-  mkdir -p "$PATRONI_POSTGRESQL_DATA_DIR"
-  chmod 0700 "$PATRONI_POSTGRESQL_DATA_DIR"
+  set -- --pg1-path="$data"
+  if [ -n "${PULSEBASE_RESTORE_TARGET_TIME:-}" ]; then
+    set -- "$@" --type=time --target="$PULSEBASE_RESTORE_TARGET_TIME" --target-action=promote
+  fi
+  mkdir -p "$data"
+  chmod 0700 "$data"
   # PostgreSQL replays with this very script, so the WAL comes from the source too.
   pgbackrest "$@" \
     --recovery-option="restore_command=sh $PULSEBASE_RESTORE_SCRIPT archive-get %f \"%p\"" \
     restore
   ;;
 archive-get)
-  pgbackrest archive-get "$2" "$3"
+  # PostgreSQL runs restore_command in the data directory.
+  pgbackrest --pg1-path="$PWD" archive-get "$2" "$3"
   ;;
 *)
   echo "usage: $0 restore | archive-get WAL PATH" >&2
@@ -138,14 +147,16 @@ def patroni_bootstrap(pb: models.PulseBase, *, config_dir: str) -> dict[str, Any
         "recovery_target_timeline": "latest",
     }
     if recovery.target_time is not None:
-        recovery_conf["recovery_target_time"] = recovery.target_time
+        recovery_conf["recovery_target_time"] = recovery_time(recovery.target_time)
         recovery_conf["recovery_target_action"] = "promote"
     return {
         "method": METHOD,
         METHOD: {
             # Patroni splits the command and runs it without a shell: a literal path.
             "command": f"sh {config_dir}/{SCRIPT_KEY} restore",
-            "no_params": True,
+            # Patroni passes --scope and --datadir, the script's only way to the data
+            # directory: Patroni keeps its PATRONI_* variables from its children.
+            "no_params": False,
             "keep_existing_recovery_conf": False,
             "recovery_conf": recovery_conf,
         },
@@ -214,13 +225,14 @@ def env(source: models.PulseBase, *, target_time: str | None, config_dir: str) -
         secret,
     ]
     if target_time is not None:
-        variables.append(pods.plain_env(TARGET_ENV, pgbackrest_time(target_time)))
+        variables.append(pods.plain_env(TARGET_ENV, recovery_time(target_time)))
     return variables
 
 
-def pgbackrest_time(target_time: str) -> str:
-    """An RFC 3339 time as pgBackRest's --target takes it: a space between date and time
-    and a numeric offset (it refuses the `T` and `Z`). The moment is the same."""
+def recovery_time(target_time: str) -> str:
+    """An RFC 3339 time as pgBackRest's --target and PostgreSQL's recovery_target_time
+    both take it: a space between date and time and a numeric offset (pgBackRest refuses
+    the `T` and `Z`, and PostgreSQL 15 refuses this form with them). The same moment."""
     moment = datetime.datetime.fromisoformat(target_time.replace("Z", "+00:00"))
     assert moment.utcoffset() is not None  # the model requires an explicit offset
     return moment.isoformat(sep=" ")

@@ -73,9 +73,7 @@ def rendered_files(bed: BackupBed, source: models.PulseBase, copy: models.PulseB
     return folder
 
 
-def container_env(
-    folder: Path, copy: models.PulseBase, *, data: Path, own_bucket: str
-) -> dict[str, str]:
+def container_env(folder: Path, copy: models.PulseBase, *, own_bucket: str) -> dict[str, str]:
     """What the Patroni container holds: the restore's variables, and pgBackRest's own
     PGBACKREST_* variables naming the copy's repository (which the script must clear)."""
     recovery = copy.spec.bootstrap.recovery
@@ -83,7 +81,6 @@ def container_env(
     variables = {
         restore.CONFIG_ENV: str(folder / restore.CONFIG_KEY),
         restore.SCRIPT_ENV: str(folder / restore.SCRIPT_KEY),
-        restore.DATA_ENV: str(data),
         restore.KEY_ENV: S3_ACCESS_KEY,
         restore.SECRET_ENV: S3_SECRET_KEY,
         "TMPDIR": str(folder),
@@ -91,17 +88,24 @@ def container_env(
         "PGBACKREST_REPO1_S3_BUCKET": own_bucket,
     }
     if recovery.target_time is not None:
-        variables[restore.TARGET_ENV] = restore.pgbackrest_time(recovery.target_time)
+        variables[restore.TARGET_ENV] = restore.recovery_time(recovery.target_time)
     return variables
 
 
 def run_bootstrap_command(
-    source: models.PulseBase, copy: models.PulseBase, folder: Path, env: dict[str, str]
+    source: models.PulseBase,
+    copy: models.PulseBase,
+    folder: Path,
+    env: dict[str, str],
+    *,
+    data: Path,
 ) -> None:
-    """Patroni's custom bootstrap: the rendered command, split as Patroni splits it."""
+    """Patroni's custom bootstrap: the rendered command, split as Patroni splits it and
+    given the two arguments Patroni adds."""
     method = postgres.patroni_config(copy, source=source)["bootstrap"]
     command = method[method["method"]]["command"]
     args = shlex.split(command.replace(postgres.CONFIG_DIR, str(folder)))
+    args += ["--scope=copy-postgres", f"--datadir={data}"]
     user = None if os.geteuid() != 0 else "postgres"
     result = subprocess.run(
         args,
@@ -153,10 +157,10 @@ def test_a_new_pulsebase_restores_to_the_target_and_never_writes_to_the_source(
     backup_bed.s3.client().create_bucket(Bucket=own_bucket)
     folder = rendered_files(backup_bed, source, copy)
     server = backup_bed.restored("copy")
-    env = container_env(folder, copy, data=server.data, own_bucket=own_bucket)
+    env = container_env(folder, copy, own_bucket=own_bucket)
     own_conf = folder / "own.conf"
     try:
-        run_bootstrap_command(source, copy, folder, env)
+        run_bootstrap_command(source, copy, folder, env, data=server.data)
 
         # PostgreSQL replays with the variables of the container, as in the pod.
         for name, value in env.items():
@@ -216,20 +220,3 @@ def _keys(bed: BackupBed, bucket: str) -> list[str]:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         for item in page.get("Contents", [])
     ]
-
-
-def test_the_restore_script_refuses_an_unknown_step(tmp_path: Path) -> None:
-    script = tmp_path / "restore.sh"
-    script.write_text(restore.RESTORE_SCRIPT)
-    result = subprocess.run(
-        ["sh", str(script), "backup"],
-        env={
-            "PATH": os.environ["PATH"],
-            restore.KEY_ENV: "k",
-            restore.SECRET_ENV: "s",
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2 and "usage" in result.stderr

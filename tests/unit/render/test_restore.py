@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import configparser
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +50,8 @@ def test_patroni_restores_instead_of_running_initdb() -> None:
     assert bootstrap["method"] == "pgbackrest_restore"
     method = bootstrap["pgbackrest_restore"]
     assert method["command"] == "sh /etc/patroni/restore.sh restore"
-    assert method["no_params"] is True
+    # Patroni's --datadir is how the script learns the data directory.
+    assert method["no_params"] is False
     assert method["recovery_conf"] == {
         "restore_command": 'sh "$PULSEBASE_RESTORE_SCRIPT" archive-get %f "%p"',
         "recovery_target_timeline": "latest",
@@ -60,7 +63,7 @@ def test_patroni_restores_instead_of_running_initdb() -> None:
 def test_a_target_time_stops_replay_there_and_promotes() -> None:
     pb = copy_of(target="2026-12-01T10:30:00+01:00")
     conf = patroni(pb, pulsebase())["bootstrap"]["pgbackrest_restore"]["recovery_conf"]
-    assert conf["recovery_target_time"] == "2026-12-01T10:30:00+01:00"
+    assert conf["recovery_target_time"] == "2026-12-01 10:30:00+01:00"
     assert conf["recovery_target_action"] == "promote"
     variables = env(find(postgres.render(pb, source=pulsebase()).objects, "StatefulSet"))
     # pgBackRest's own spelling of the same moment.
@@ -78,7 +81,7 @@ def test_a_target_time_stops_replay_there_and_promotes() -> None:
     ],
 )
 def test_target_times_are_given_to_pgbackrest_in_its_format(rfc3339: str, pgbackrest: str) -> None:
-    assert restore.pgbackrest_time(rfc3339) == pgbackrest
+    assert restore.recovery_time(rfc3339) == pgbackrest
 
 
 def test_without_a_target_no_target_variable_is_set() -> None:
@@ -168,6 +171,17 @@ def test_the_source_ca_is_mounted_from_the_sources_secret() -> None:
     assert volume["secret"]["optional"] is True
     mount = {"name": "restore-source-ca", "mountPath": "/etc/pulsebase/restore-source-ca"}
     assert {**mount, "readOnly": True} in container(sts)["volumeMounts"]
+
+
+def test_the_script_refuses_a_restore_without_a_data_directory(tmp_path: Path) -> None:
+    script = tmp_path / "restore.sh"
+    script.write_text(restore.RESTORE_SCRIPT)
+    variables = {"PATH": "/usr/bin:/bin", restore.KEY_ENV: "k", restore.SECRET_ENV: "s"}
+    for args, message in ((["restore", "--scope=copy"], "no --datadir"), (["backup"], "usage")):
+        done = subprocess.run(
+            ["sh", str(script), *args], env=variables, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 2 and message in done.stderr
 
 
 def test_the_script_clears_pgbackrest_variables_and_uses_the_stanza() -> None:
