@@ -902,6 +902,12 @@ class ExternalObjectStorage(Model):
     force_path_style: bool = Field(False, description="Path-style bucket addressing.")
     access_key_id: SecretKeyRef = Field(description="Secret key with the access key id.")
     secret_access_key: SecretKeyRef = Field(description="Secret key with the secret key.")
+    ca_bundle: SecretKeyRef | None = Field(
+        None,
+        description="Secret key holding the PEM certificate of the CA the endpoint's "
+        "certificate chains to, for an https endpoint with a private CA. Clients then "
+        "trust only this CA for the endpoint; unset, the images' system CAs.",
+    )
 
     @model_validator(mode="after")
     def _endpoint(self) -> ExternalObjectStorage:
@@ -1247,10 +1253,29 @@ SPEC_TRANSITION_RULES = (
 )
 
 
+BACKUP_ENDPOINT_MESSAGE = (
+    "must be an https URL while backups are enabled and PostgreSQL is managed: "
+    "pgBackRest's S3 driver speaks only TLS (or set backup.enabled to false)"
+)
+# The whole spec is in view only here: the endpoint, the database mode and the backups.
+_STORAGE_MODE = _defaulted("self", "objectStorage.mode", "'managed'")
+_POSTGRES_MODE = _defaulted("self", "postgres.mode", "'managed'")
+_BACKUPS_ON = _defaulted("self", "backup.enabled", "true")
+BACKUP_ENDPOINT_RULE = cel(
+    f"!({_STORAGE_MODE} == 'external' && {_POSTGRES_MODE} == 'managed' && {_BACKUPS_ON}) || "
+    "!has(self.objectStorage.external) || "
+    "self.objectStorage.external.endpoint.startsWith('https://')",
+    BACKUP_ENDPOINT_MESSAGE,
+    field_path=".objectStorage.external.endpoint",
+)
+
+
 class PulseBaseSpec(Model):
     """The whole stack: one object, every dependency."""
 
-    model_config = ConfigDict(json_schema_extra=validations(*SPEC_TRANSITION_RULES))
+    model_config = ConfigDict(
+        json_schema_extra=validations(*SPEC_TRANSITION_RULES, BACKUP_ENDPOINT_RULE)
+    )
 
     version: Version = Field(
         description="PulseBase release to run, a semantic version such as 2.4.1.",
@@ -1413,6 +1438,20 @@ class PulseBase(Model):
                 "spec.bootstrap.recovery.source.pulseBase: a PulseBase cannot be restored "
                 "from its own backups; name the PulseBase whose backups to restore"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _backups_over_tls(self) -> PulseBase:
+        spec = self.spec
+        external = spec.object_storage.external
+        if (
+            external is not None
+            and spec.object_storage.mode is Mode.EXTERNAL
+            and spec.postgres.mode is Mode.MANAGED
+            and spec.backup.enabled
+            and not external.endpoint.startswith("https://")
+        ):
+            raise ValueError(f"spec.objectStorage.external.endpoint: {BACKUP_ENDPOINT_MESSAGE}")
         return self
 
     @classmethod

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pulsebase_operator import probes
@@ -186,6 +190,13 @@ def _objectstore(pb: models.PulseBase, *, secret: SecretReader) -> probes.Object
         missing = models.SecretKeyRef(name=keys, key=credentials.ACCESS_KEY_ID)
     if key_id is None or secret_key is None:
         return _missing(missing.name, missing.key)
+    # The operator's CA for the managed endpoint, or the user's caBundle: only that CA.
+    verify: bool | str = True
+    if (ref := objectstore.ca_ref(pb)) is not None:
+        ca = secret(ref.name, ref.key)
+        if ca is None:
+            return _missing(ref.name, ref.key)
+        verify = ca_bundle(ca)
     return probes.ObjectStoreTarget(
         endpoint=objectstore.endpoint(pb),
         region=region,
@@ -194,7 +205,21 @@ def _objectstore(pb: models.PulseBase, *, secret: SecretReader) -> probes.Object
         buckets=(buckets.assets, buckets.backups),
         backups_bucket=buckets.backups,
         force_path_style=path_style,
+        verify_tls=verify,
     )
+
+
+def ca_bundle(pem: str) -> str:
+    """A file holding `pem`, for boto3's `verify=`: named by its content, so each CA is
+    written once and a new one (after the Secret was rotated) gets a file of its own."""
+    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"pulsebase-objectstore-ca-{digest}.pem"
+    if not path.exists():
+        # Written aside and renamed, so a concurrent reader never sees half a file.
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
+        partial.write_text(pem)
+        partial.replace(path)
+    return str(path)
 
 
 def _host_port(address: str) -> tuple[str, int]:

@@ -23,7 +23,14 @@ from pulsebase_operator.api.quantity import parse_quantity
 from pulsebase_operator.kube.client import Kube, PermanentError, TemporaryError
 from pulsebase_operator.policy import backups, readiness, sync
 from pulsebase_operator.reconcile import manual
-from pulsebase_operator.render import labels, naming, postgres, stack
+from pulsebase_operator.render import (
+    certificates,
+    labels,
+    naming,
+    postgres,
+    restore,
+    stack,
+)
 from pulsebase_operator.render.parts import GeneratedSecret
 
 log = structlog.get_logger("pulsebase_operator.reconcile")
@@ -112,9 +119,21 @@ def reconcile(
             writes += 1
         return Outcome(decision=message, phase=models.Phase.FAILED.value, writes=writes)
 
+    # A restore waits for its source: an empty database must never stand in for it.
+    source, refused = _recovery_source(kube, pb)
+    if refused is not None:
+        status = readiness.failed_status(
+            pb_body=body, previous=previous, reason="RestoreRefused", message=refused, now=now()
+        )
+        if _differs(previous, status):
+            kube.patch_status(namespace, name, _status_patch(previous, status))
+            event("RestoreRefused", refused, warning=True)
+            writes += 1
+        return Outcome(decision=refused, phase=models.Phase.FAILED.value, writes=writes)
+
     # Optional kinds (the PrometheusRule) are rendered, listed and pruned only where served.
     served = {k.key for k in stack.OPTIONAL_KINDS if kube.serves(k.api_version, k.plural)}
-    rendered = stack.render(pb, served=served)
+    rendered = stack.render(pb, served=served, recovery_source=source)
 
     # Credentials first: every pod that starts references them.
     existing = {
@@ -503,6 +522,14 @@ def _create_secret(kube: Kube, secret: GeneratedSecret) -> bool:
     values = {key: secrets.token_urlsafe(length)[:length] for key, length in secret.random_keys}
     for key, template in secret.templates:
         values[key] = template.format(**values)
+    if secret.certificate_for:
+        values |= certificates.issue(
+            secret.certificate_for,
+            common_name=secret.name,
+            ca_key=certificates.new_key(),
+            server_key=certificates.new_key(),
+            now=datetime.datetime.now(datetime.UTC),
+        )
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -515,6 +542,42 @@ def _create_secret(kube: Kube, secret: GeneratedSecret) -> bool:
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())},
     }
     return kube.create(body) is not None
+
+
+def _recovery_source(
+    kube: Kube, pb: models.PulseBase
+) -> tuple[models.PulseBase | None, str | None]:
+    """The PulseBase to restore from while the database is still to be bootstrapped,
+    or why the restore cannot go ahead: (source, None) or (None, reason).
+
+    Once the Patroni StatefulSet exists the bootstrap is done or under way, so a source
+    deleted or changed since holds nothing up: the copy is then rendered without the
+    restore, and its pass goes on.
+    """
+    recovery = pb.spec.bootstrap.recovery
+    if recovery is None:
+        return None, None
+    namespace = pb.metadata.namespace
+    body = kube.get(models.API_VERSION, models.KIND, namespace, recovery.source.pulse_base)
+    source = None
+    reason = None
+    if body is not None:
+        try:
+            source = models.PulseBase.from_body(body)
+        except ValidationError as error:
+            reason = (
+                f"spec.bootstrap.recovery.source.pulseBase: PulseBase "
+                f"{recovery.source.pulse_base} has an invalid spec ({_first_error(error)}), "
+                "so its backup repository is unknown"
+            )
+    reason = reason or restore.refusal(pb, source)
+    if reason is None:
+        return source, None
+    if pb.spec.postgres.mode is models.Mode.MANAGED:
+        statefulset = naming.postgres(pb.metadata.name)
+        if kube.get("apps/v1", "StatefulSet", namespace, statefulset) is not None:
+            return None, None
+    return None, reason
 
 
 def _has_volumes(kube: Kube, namespace: str, name: str, component: str) -> bool:
@@ -548,4 +611,6 @@ def _references(pb: models.PulseBase) -> dict[str, list[models.SecretKeyRef]]:
     if spec.object_storage.external is not None:
         external = spec.object_storage.external
         refs["objectStorage"] = [external.access_key_id, external.secret_access_key]
+        if external.ca_bundle is not None:
+            refs["objectStorage"].append(external.ca_bundle)
     return refs

@@ -139,8 +139,14 @@ def _s3_env(pb: models.PulseBase) -> list[dict[str, Any]]:
         region, path_style = objectstore.MANAGED_REGION, True
         key_id = pods.secret_env("S3_ACCESS_KEY_ID", keys, credentials.ACCESS_KEY_ID)
         secret = pods.secret_env("S3_SECRET_ACCESS_KEY", keys, credentials.SECRET_ACCESS_KEY)
+    trust = []
+    if ca := objectstore.ca_file(pb):
+        # The managed endpoint's certificate comes from the operator's private CA; the
+        # AWS SDKs read this variable for the bundle to verify it with.
+        trust = [pods.plain_env("AWS_CA_BUNDLE", ca)]
     return [
         pods.plain_env("S3_ENDPOINT", objectstore.endpoint(pb)),
+        *trust,
         pods.plain_env("S3_REGION", region),
         pods.plain_env("S3_FORCE_PATH_STYLE", _bool(path_style)),
         pods.plain_env("S3_ASSETS_BUCKET", buckets.assets),
@@ -167,6 +173,10 @@ def _deployment(pb: models.PulseBase) -> Object:
         "securityContext": pods.container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": pods.TMP_DIR}],
     }
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    if ca_volume := objectstore.ca_volume(pb):
+        volumes.append(ca_volume)
+        container["volumeMounts"].append(objectstore.ca_mount())
     if resources := pods.resources(spec.resources):
         container["resources"] = resources
     return objects.deployment(
@@ -175,7 +185,7 @@ def _deployment(pb: models.PulseBase) -> Object:
         component=COMPONENT,
         replicas=spec.replicas,
         containers=[container],
-        volumes=[{"name": "tmp", "emptyDir": {}}],
+        volumes=volumes,
         pod_labels=labels.component(name, COMPONENT, version=version_label(pb.spec.version)),
         min_ready_seconds=5,
     )

@@ -111,6 +111,9 @@ def pgbackrest_config(pb: models.PulseBase) -> str:
         "repo1-storage-port": str(endpoint.port or 443),
         "repo1-s3-region": region,
         "repo1-s3-uri-style": "path" if path_style else "host",
+        # The managed endpoint's certificate is from the operator's CA, mounted in the
+        # Patroni pods; an external endpoint is verified against the system's CAs.
+        **({"repo1-storage-ca-file": ca} if (ca := objectstore.ca_file(pb)) else {}),
         # Sets are expired by the operator's calendar policy (expire --set); pgBackRest's
         # own count after every backup would expire them by number instead.
         "repo1-retention-full": "9999999",

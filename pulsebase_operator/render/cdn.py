@@ -71,6 +71,11 @@ def nginx_conf(pb: models.PulseBase) -> str:
     origin = assets_origin(pb)
     # SNI, which hosted S3 services need to pick the certificate.
     sni = "\n            proxy_ssl_server_name on;" if origin.startswith("https://") else ""
+    if ca := objectstore.ca_file(pb):
+        # The managed object storage's certificate, checked against the operator's CA.
+        sni += (
+            f"\n            proxy_ssl_verify on;\n            proxy_ssl_trusted_certificate {ca};"
+        )
     stale = "proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;"
     return f"""\
 daemon off;
@@ -181,6 +186,14 @@ def _deployment(pb: models.PulseBase, *, config_hash: str) -> Object:
             {"name": "cache", "mountPath": CACHE_DIR},
         ],
     }
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": naming.edge(name)}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {"sizeLimit": edge.cache_size}},
+    ]
+    if ca_volume := objectstore.ca_volume(pb):
+        volumes.append(ca_volume)
+        container["volumeMounts"].append(objectstore.ca_mount())
     if resources := pods.resources(edge.resources):
         container["resources"] = resources
     return objects.deployment(
@@ -189,11 +202,7 @@ def _deployment(pb: models.PulseBase, *, config_hash: str) -> Object:
         component=COMPONENT,
         replicas=edge.replicas,
         containers=[container],
-        volumes=[
-            {"name": "config", "configMap": {"name": naming.edge(name)}},
-            {"name": "tmp", "emptyDir": {}},
-            {"name": "cache", "emptyDir": {"sizeLimit": edge.cache_size}},
-        ],
+        volumes=volumes,
         config_hash=config_hash,
     )
 

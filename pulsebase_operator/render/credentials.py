@@ -1,7 +1,8 @@
 """Credentials the operator generates once per PulseBase and never overwrites.
 
 Only managed components get generated credentials; for external ones the user's own
-Secrets are referenced instead. The API's secret key is always generated.
+Secrets are referenced instead. The API's secret key is always generated. The managed
+object storage also gets a private CA and a server certificate for its S3 endpoint.
 """
 
 from __future__ import annotations
@@ -68,8 +69,28 @@ def generated(pb: models.PulseBase) -> list[GeneratedSecret]:
                 templates=((S3_CONFIG_KEY, s3_config_template(pb)),),
             )
         )
+        secrets.append(
+            GeneratedSecret(
+                name=naming.objectstore_tls(pb.metadata.name),
+                namespace=pb.metadata.namespace,
+                labels=labels.unowned(pb.metadata.name),
+                random_keys=(),
+                certificate_for=objectstore_dns_names(pb),
+            )
+        )
     secrets.append(_secret(pb, naming.api_secret, random_keys=(("secret-key", 48),)))
     return secrets
+
+
+def objectstore_dns_names(pb: models.PulseBase) -> tuple[str, ...]:
+    """Every name the managed object storage's Service answers to inside the cluster."""
+    service, namespace = naming.objectstore(pb.metadata.name), pb.metadata.namespace
+    return (
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    )
 
 
 def s3_config_template(pb: models.PulseBase) -> str:

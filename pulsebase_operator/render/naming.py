@@ -87,6 +87,10 @@ def objectstore_secret(name: str) -> str:
     return child(name, "objectstore-keys")
 
 
+def objectstore_tls(name: str) -> str:
+    return child(name, "objectstore-tls")
+
+
 def api_secret(name: str) -> str:
     return child(name, "api-keys")
 

@@ -1,6 +1,11 @@
 """Managed object storage: one SeaweedFS server (Apache-2.0) speaking S3, and a Job that
 creates the assets and backups buckets. In external mode the user's S3 endpoint is used
 and nothing is rendered.
+
+The S3 endpoint speaks only HTTPS (pgBackRest's S3 driver knows no other), with a
+certificate from the private CA the operator generates once into the Secret
+NAME-objectstore-tls; every client in the cluster trusts that CA through `ca.crt` of
+the same Secret. The bucket Job talks to the master over its own port, not S3.
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pulsebase_operator.api import models
-from pulsebase_operator.render import credentials, images, naming, objects, pods
+from pulsebase_operator.render import certificates, credentials, images, naming, objects, pods
 from pulsebase_operator.render.parts import Component, Object, Part, Workload
 
 COMPONENT = "objectstore"
@@ -18,6 +23,12 @@ MASTER_PORT = 9333
 MASTER_GRPC_PORT = MASTER_PORT + 10000
 MANAGED_REGION = "us-east-1"
 CONFIG_DIR = "/etc/seaweedfs"
+# Not below CONFIG_DIR: a mount point inside a read-only Secret volume cannot be made.
+TLS_DIR = "/etc/seaweedfs-tls"
+# Where clients of the managed S3 endpoint mount the CA certificate (`ca_volume`).
+CA_DIR = "/etc/pulsebase/objectstore-ca"
+CA_FILE = f"{CA_DIR}/{certificates.CA_KEY}"
+CA_VOLUME = "objectstore-ca"
 
 
 def render(pb: models.PulseBase) -> Part:
@@ -54,7 +65,45 @@ def endpoint(pb: models.PulseBase) -> str:
     if storage.mode is models.Mode.EXTERNAL:
         assert storage.external is not None  # the model requires it in external mode
         return storage.external.endpoint
-    return f"http://{naming.objectstore(pb.metadata.name)}.{pb.metadata.namespace}.svc:{S3_PORT}"
+    return f"https://{naming.objectstore(pb.metadata.name)}.{pb.metadata.namespace}.svc:{S3_PORT}"
+
+
+def ca_ref(pb: models.PulseBase) -> models.SecretKeyRef | None:
+    """The Secret key holding the CA clients verify the S3 endpoint with: the operator's
+    own for the managed storage, `caBundle` for an external one (None: system CAs)."""
+    storage = pb.spec.object_storage
+    if storage.mode is models.Mode.EXTERNAL:
+        return storage.external.ca_bundle if storage.external is not None else None
+    return models.SecretKeyRef(
+        name=naming.objectstore_tls(pb.metadata.name), key=certificates.CA_KEY
+    )
+
+
+def ca_file(pb: models.PulseBase) -> str | None:
+    """Path of the CA certificate a client pod trusts for the S3 endpoint, once it mounts
+    `ca_volume(pb)` at CA_DIR; None where the system's trust store is the one to use."""
+    return CA_FILE if ca_ref(pb) is not None else None
+
+
+def ca_volume(
+    pb: models.PulseBase, *, name: str = CA_VOLUME, optional: bool = False
+) -> dict[str, Any] | None:
+    """The volume holding only the CA certificate (never the server's key), for pods that
+    call the S3 endpoint; None where the system's CAs are used."""
+    ref = ca_ref(pb)
+    if ref is None:
+        return None
+    secret: dict[str, Any] = {
+        "secretName": ref.name,
+        "items": [{"key": ref.key, "path": certificates.CA_KEY}],
+    }
+    if optional:
+        secret["optional"] = True
+    return {"name": name, "secret": secret}
+
+
+def ca_mount() -> dict[str, Any]:
+    return {"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True}
 
 
 def _service(pb: models.PulseBase) -> Object:
@@ -88,6 +137,9 @@ def _stateful_set(pb: models.PulseBase) -> Object:
             "-s3",
             f"-s3.port={S3_PORT}",
             f"-s3.config={CONFIG_DIR}/{credentials.S3_CONFIG_KEY}",
+            # With a key file, the gateway serves TLS on -s3.port and no plain HTTP.
+            f"-s3.cert.file={TLS_DIR}/{certificates.CERT_KEY}",
+            f"-s3.key.file={TLS_DIR}/{certificates.KEY_KEY}",
         ],
         "workingDir": "/data",
         "env": [pods.field_env("POD_IP", "status.podIP")],
@@ -96,12 +148,14 @@ def _stateful_set(pb: models.PulseBase) -> Object:
             {"name": "master", "containerPort": MASTER_PORT},
             {"name": "master-grpc", "containerPort": MASTER_GRPC_PORT},
         ],
-        "readinessProbe": pods.http_probe("/healthz", "s3"),
+        # The kubelet does not verify the certificate of an HTTPS probe.
+        "readinessProbe": pods.http_probe("/healthz", "s3", scheme="HTTPS"),
         "livenessProbe": pods.tcp_probe("master", failures=6),
         "securityContext": pods.container_security_context(),
         "volumeMounts": [
             {"name": "data", "mountPath": "/data"},
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
             # Unix sockets of the filer and S3 gateway live here.
             {"name": "tmp", "mountPath": pods.TMP_DIR},
         ],
@@ -123,6 +177,18 @@ def _stateful_set(pb: models.PulseBase) -> Object:
                     "items": [
                         {"key": credentials.S3_CONFIG_KEY, "path": credentials.S3_CONFIG_KEY}
                     ],
+                },
+            },
+            {
+                "name": "tls",
+                "secret": {
+                    "secretName": naming.objectstore_tls(name),
+                    "items": [
+                        {"key": certificates.CERT_KEY, "path": certificates.CERT_KEY},
+                        {"key": certificates.KEY_KEY, "path": certificates.KEY_KEY},
+                    ],
+                    # Readable by the pod's group (fsGroup) only.
+                    "defaultMode": 0o440,
                 },
             },
             {"name": "tmp", "emptyDir": {}},

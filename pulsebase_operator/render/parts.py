@@ -14,7 +14,9 @@ class GeneratedSecret:
     """A Secret whose values the operator generates once and never overwrites.
 
     `random_keys` are filled with random URL-safe text of the given length; each entry of
-    `templates` is then formatted with those values (for files that embed them).
+    `templates` is then formatted with those values (for files that embed them). With
+    `certificate_for` set, the Secret holds instead a new private CA and a server
+    certificate for those DNS names (render.certificates.issue).
     """
 
     name: str
@@ -26,6 +28,7 @@ class GeneratedSecret:
     # passwords in the database), so fresh values would lock the data out; None if
     # new values simply take effect when pods restart.
     data_of: str | None = None
+    certificate_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -75,9 +75,14 @@ def anti_affinity(selector: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def http_probe(path: str, port: int | str, period: int = 10, failures: int = 3) -> dict[str, Any]:
+def http_probe(
+    path: str, port: int | str, period: int = 10, failures: int = 3, scheme: str = "HTTP"
+) -> dict[str, Any]:
+    get: dict[str, Any] = {"path": path, "port": port}
+    if scheme != "HTTP":
+        get["scheme"] = scheme
     return {
-        "httpGet": {"path": path, "port": port},
+        "httpGet": get,
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,

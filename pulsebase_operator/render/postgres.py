@@ -25,6 +25,7 @@ from pulsebase_operator.render import (
     objects,
     objectstore,
     pods,
+    restore,
 )
 from pulsebase_operator.render.parts import Component, Object, Part, Workload
 
@@ -58,6 +59,8 @@ POST_INIT = """\
 #!/bin/sh
 # Patroni runs this once, on the new primary, with a superuser connection URL as $1.
 # Names and password come from the environment (\\getenv, psql 15+), never from argv.
+# A database restored from another PulseBase holds that one's app password: the role's
+# password is set to this PulseBase's own (Patroni does so for its own two roles).
 set -eu
 psql --no-psqlrc --set=ON_ERROR_STOP=1 --dbname="$1" <<'SQL'
 \\getenv app_user APP_USER
@@ -65,6 +68,7 @@ psql --no-psqlrc --set=ON_ERROR_STOP=1 --dbname="$1" <<'SQL'
 \\getenv app_database APP_DATABASE
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_user', :'app_password')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \\gexec
+SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'app_user', :'app_password') \\gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'app_database', :'app_user')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_database') \\gexec
 \\connect :"app_database"
@@ -74,7 +78,9 @@ SQL
 """
 
 
-def render(pb: models.PulseBase) -> Part:
+def render(pb: models.PulseBase, *, source: models.PulseBase | None = None) -> Part:
+    """`source`: the PulseBase `spec.bootstrap.recovery` names, while the new cluster
+    still has to be bootstrapped from its backups (None: initdb, or bootstrapped)."""
     spec = pb.spec.postgres
     if spec.mode is models.Mode.EXTERNAL:
         assert spec.external is not None  # the model requires it in external mode
@@ -82,7 +88,7 @@ def render(pb: models.PulseBase) -> Part:
         return Part(objects=(), component=Component(COMPONENT, "external", endpoint))
 
     name = pb.metadata.name
-    config = _config_map(pb)
+    config = _config_map(pb, source=source)
     children: list[Object] = [
         _service_account(pb),
         _role(pb),
@@ -91,7 +97,7 @@ def render(pb: models.PulseBase) -> Part:
         _headless_service(pb),
         _role_service(pb, naming.postgres_primary(name), PRIMARY),
         _role_service(pb, naming.postgres_replicas(name), REPLICA),
-        _stateful_set(pb, config_hash=objects.config_hash(config["data"])),
+        _stateful_set(pb, config_hash=objects.config_hash(config["data"]), source=source),
     ]
     if spec.instances > 1:
         children.append(objects.pdb(pb, naming.postgres(name), COMPONENT, max_unavailable=1))
@@ -121,7 +127,9 @@ def parameters(pb: models.PulseBase) -> dict[str, str]:
     }
 
 
-def patroni_config(pb: models.PulseBase) -> dict[str, Any]:
+def patroni_config(
+    pb: models.PulseBase, *, source: models.PulseBase | None = None
+) -> dict[str, Any]:
     """patroni.yml, apart from what the environment sets per pod.
 
     `bootstrap.dcs` seeds the cluster-wide configuration once, when the cluster is
@@ -129,9 +137,12 @@ def patroni_config(pb: models.PulseBase) -> dict[str, Any]:
     in the local section take effect when the pods roll, except for the few that must
     match on every member (max_connections, wal_level and the like), which only the
     cluster-wide configuration can change.
+
+    With a restore `source`, the bootstrap restores its backups instead of running
+    initdb (render.restore).
     """
     settings = parameters(pb)
-    return {
+    config: dict[str, Any] = {
         "bootstrap": {
             "dcs": {
                 "ttl": 30,
@@ -162,6 +173,9 @@ def patroni_config(pb: models.PulseBase) -> dict[str, Any]:
             ],
         },
     }
+    if source is not None:
+        config["bootstrap"] |= restore.patroni_bootstrap(pb, config_dir=CONFIG_DIR)
+    return config
 
 
 def _recovery(pb: models.PulseBase) -> dict[str, Any]:
@@ -212,7 +226,13 @@ def pgbackrest_env(pb: models.PulseBase) -> list[dict[str, Any]]:
             "PGBACKREST_REPO1_STORAGE_PORT", str(endpoint.port or (443 if https else 80))
         ),
         pods.plain_env("PGBACKREST_REPO1_TYPE", "s3"),
+        *_pgbackrest_ca_env(pb),
     ]
+
+
+def _pgbackrest_ca_env(pb: models.PulseBase) -> list[dict[str, Any]]:
+    ca = objectstore.ca_file(pb)
+    return [] if ca is None else [pods.plain_env("PGBACKREST_REPO1_STORAGE_CA_FILE", ca)]
 
 
 # --- objects ---------------------------------------------------------------------
@@ -248,16 +268,14 @@ def _role(pb: models.PulseBase) -> Object:
     }
 
 
-def _config_map(pb: models.PulseBase) -> Object:
-    return objects.config_map(
-        pb,
-        naming.postgres(pb.metadata.name),
-        COMPONENT,
-        data={
-            "patroni.yml": yaml.safe_dump(patroni_config(pb), sort_keys=True),
-            "post_init.sh": POST_INIT,
-        },
-    )
+def _config_map(pb: models.PulseBase, *, source: models.PulseBase | None) -> Object:
+    data = {
+        "patroni.yml": yaml.safe_dump(patroni_config(pb, source=source), sort_keys=True),
+        "post_init.sh": POST_INIT,
+    }
+    if source is not None:
+        data |= restore.config_files(source)
+    return objects.config_map(pb, naming.postgres(pb.metadata.name), COMPONENT, data=data)
 
 
 def _headless_service(pb: models.PulseBase) -> Object:
@@ -282,15 +300,26 @@ def _role_service(pb: models.PulseBase, service: str, role: str) -> Object:
     )
 
 
-def _stateful_set(pb: models.PulseBase, *, config_hash: str) -> Object:
+def _stateful_set(
+    pb: models.PulseBase, *, config_hash: str, source: models.PulseBase | None
+) -> Object:
     name = pb.metadata.name
+    container = _container(pb)
+    restore_volumes: list[dict[str, Any]] = []
+    if source is not None:
+        recovery = pb.spec.bootstrap.recovery
+        target = recovery.target_time if recovery is not None else None
+        container["env"] += restore.env(source, target_time=target, config_dir=CONFIG_DIR)
+        if (ca := restore.source_ca_volume(source)) is not None:
+            restore_volumes.append(ca)
+            container["volumeMounts"].append(restore.source_ca_mount())
     return objects.stateful_set(
         pb,
         name=naming.postgres(name),
         component=COMPONENT,
         replicas=pb.spec.postgres.instances,
         parallel=True,
-        containers=[_container(pb)],
+        containers=[container],
         volumes=[
             {"name": "config", "configMap": {"name": naming.postgres(name)}},
             {"name": "tmp", "emptyDir": {}},
@@ -299,6 +328,9 @@ def _stateful_set(pb: models.PulseBase, *, config_hash: str) -> Object:
             # PostgreSQL's dynamic shared memory.
             {"name": "shm", "emptyDir": {"medium": "Memory"}},
             *_pgbackrest_volumes(pb),
+            # The managed object storage's CA, which pgBackRest verifies the repository by.
+            *([] if (ca := objectstore.ca_volume(pb)) is None else [ca]),
+            *restore_volumes,
         ],
         storage=pb.spec.postgres.storage,
         pod_labels={**labels.component(name, COMPONENT), SCOPE_LABEL: naming.postgres(name)},
@@ -331,6 +363,8 @@ def _container(pb: models.PulseBase) -> dict[str, Any]:
             *_pgbackrest_mounts(pb),
         ],
     }
+    if objectstore.ca_volume(pb) is not None:
+        container["volumeMounts"].append(objectstore.ca_mount())
     if resources := pods.resources(spec.resources):
         container["resources"] = resources
     return container

@@ -55,12 +55,21 @@ class Rendered:
     unserved: tuple[Kind, ...] = ()
 
 
-def render(pb: models.PulseBase, *, served: Collection[Kind] = ()) -> Rendered:
-    """Every child of `pb`; objects of an optional kind only if `served` holds that kind."""
+def render(
+    pb: models.PulseBase,
+    *,
+    served: Collection[Kind] = (),
+    recovery_source: models.PulseBase | None = None,
+) -> Rendered:
+    """Every child of `pb`; objects of an optional kind only if `served` holds that kind.
+    `recovery_source` is the PulseBase whose backups the database is restored from."""
     objects: list[Object] = []
     components: list[Component] = []
     for module in (postgres, redis, objectstore, app, cdn):
-        part = module.render(pb)
+        if module is postgres:
+            part = postgres.render(pb, source=recovery_source)
+        else:
+            part = module.render(pb)
         objects.extend(part.objects)
         components.append(part.component)
     objects.extend(backups.backup_objects(pb))

@@ -119,6 +119,7 @@ def test_example_stack_becomes_ready_with_every_child(
         "shop-postgres-app",
         "shop-redis-auth",
         "shop-objectstore-keys",
+        "shop-objectstore-tls",
         "shop-api-keys",
     } <= children["Secret"]
     assert {f"data-shop-postgres-{i}" for i in range(3)} <= children["PVC"]

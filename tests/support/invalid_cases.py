@@ -247,6 +247,12 @@ CREATE_CASES = [
         "must not contain credentials",
     ),
     Case(
+        "object-storage-endpoint-plain-http-with-backups",
+        spec(objectStorage=external_s3("http://minio.storage.svc:9000")),
+        "spec.objectStorage.external.endpoint",
+        "pgBackRest's S3 driver speaks only TLS",
+    ),
+    Case(
         "bucket-name-invalid",
         spec(objectStorage={"buckets": {"assets": "Bad_Bucket"}}),
         "spec.objectStorage.buckets.assets",

@@ -178,3 +178,36 @@ def test_a_query_with_an_at_sign_is_not_credentials() -> None:
     }
     spec = {"version": "2.4.1", "objectStorage": {"mode": "external", "external": external}}
     models.PulseBase.from_body(body(spec))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # No pgBackRest to speak TLS: backups off, or nothing of the database managed.
+        {"backup": {"enabled": False}},
+        {
+            "postgres": {
+                "mode": "external",
+                "external": {
+                    "host": "db.example.com",
+                    "username": {"name": "db", "key": "user"},
+                    "password": {"name": "db", "key": "pass"},
+                },
+            }
+        },
+    ],
+    ids=["backups-off", "external-database"],
+)
+def test_a_plain_http_object_storage_is_accepted_where_pgbackrest_never_calls_it(
+    spec: dict,
+) -> None:
+    storage = {
+        "mode": "external",
+        "external": {
+            "endpoint": "http://minio.storage.svc:9000",
+            "accessKeyId": {"name": "s", "key": "a"},
+            "secretAccessKey": {"name": "s", "key": "b"},
+        },
+    }
+    pb = models.PulseBase.from_body(body({"version": "2.4.1", "objectStorage": storage, **spec}))
+    assert pb.spec.object_storage.external is not None

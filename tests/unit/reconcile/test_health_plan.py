@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+from pathlib import Path
 from typing import cast
 
 from pulsebase_operator import probes
@@ -29,6 +30,7 @@ SECRETS = {
     ("shop-redis-auth", "password"): "cache",
     ("shop-objectstore-keys", "access-key-id"): "id",
     ("shop-objectstore-keys", "secret-access-key"): "key",
+    ("shop-objectstore-tls", "ca.crt"): "-----BEGIN CERTIFICATE-----\nMIIB\n",
 }
 
 
@@ -87,6 +89,39 @@ def test_an_external_redis_at_an_ipv6_address_is_probed_there() -> None:
     assert target.endpoints == (("::1", 6379),)
 
 
+def test_the_managed_object_storage_waits_for_its_ca() -> None:
+    missing = frozenset({("shop-objectstore-tls", "ca.crt")})
+    plan = health.plan(pulsebase(), scope=health.Scope.ALL, secret=reader(missing))
+    assert "objectStorage" not in plan.targets
+    assert "shop-objectstore-tls" in plan.skipped["objectStorage"]
+
+
+def test_an_external_object_storage_uses_the_system_trust_store() -> None:
+    pb = pulsebase(objectStorage=EXTERNAL_OBJECT_STORAGE)
+    target = health.plan(pb, scope=health.Scope.EXTERNAL, secret=reader()).targets
+    storage = target["objectStorage"]
+    assert isinstance(storage, probes.ObjectStoreTarget) and storage.verify_tls is True
+
+
+def test_an_external_ca_bundle_is_what_the_probe_verifies_with() -> None:
+    external = {**EXTERNAL_OBJECT_STORAGE["external"], "caBundle": {"name": "corp", "key": "ca"}}
+    pb = pulsebase(objectStorage={**EXTERNAL_OBJECT_STORAGE, "external": external})
+    secrets = {**SECRETS, ("corp", "ca"): "corporate CA"}
+    plan = health.plan(pb, scope=health.Scope.EXTERNAL, secret=lambda n, k: secrets.get((n, k)))
+    storage = plan.targets["objectStorage"]
+    assert isinstance(storage, probes.ObjectStoreTarget) and isinstance(storage.verify_tls, str)
+    assert Path(storage.verify_tls).read_text() == "corporate CA"
+    missing = health.plan(pb, scope=health.Scope.EXTERNAL, secret=reader())
+    assert "corp" in missing.skipped["objectStorage"]
+
+
+def test_ca_bundles_are_written_once_per_content() -> None:
+    first = health.ca_bundle("one")
+    assert health.ca_bundle("one") == first
+    assert health.ca_bundle("two") != first
+    assert Path(health.ca_bundle("two")).read_text() == "two"
+
+
 def test_managed_dependencies_are_skipped_with_a_reason_under_external_scope() -> None:
     plan = health.plan(pulsebase(), scope=health.Scope.EXTERNAL, secret=reader())
     assert plan.targets == {}
@@ -104,6 +139,10 @@ def test_managed_dependencies_are_probed_through_their_services_under_all() -> N
     assert isinstance(storage, probes.ObjectStoreTarget)
     assert storage.buckets == ("shop-assets", "shop-backups")
     assert storage.backups_bucket == "shop-backups"
+    assert storage.endpoint == "https://shop-objectstore.prod.svc:8333"
+    # boto3 verifies the managed endpoint against the CA from the Secret, written to a file.
+    assert isinstance(storage.verify_tls, str)
+    assert Path(storage.verify_tls).read_text() == SECRETS[("shop-objectstore-tls", "ca.crt")]
     api = plan.targets["api"]
     assert isinstance(api, probes.HttpTarget) and api.url == "http://shop-api.prod.svc/readyz"
 

@@ -100,7 +100,8 @@ def test_managed_dependencies_are_reached_through_their_services() -> None:
     assert len(value(variables["REDIS_NODES"]).split(",")) == 6
     assert value(variables["REDIS_TLS"]) == "false"
     assert secret_ref(variables["REDIS_PASSWORD"]) == ("shop-redis-auth", "password")
-    assert value(variables["S3_ENDPOINT"]) == "http://shop-objectstore.prod.svc:8333"
+    assert value(variables["S3_ENDPOINT"]) == "https://shop-objectstore.prod.svc:8333"
+    assert value(variables["AWS_CA_BUNDLE"]) == "/etc/pulsebase/objectstore-ca/ca.crt"
     assert value(variables["S3_FORCE_PATH_STYLE"]) == "true"
     assert value(variables["S3_ASSETS_BUCKET"]) == "shop-assets"
     assert value(variables["S3_BACKUPS_BUCKET"]) == "shop-backups"

@@ -28,6 +28,8 @@ def test_managed_storage_config_points_at_the_backups_bucket_in_path_style() -> 
     assert repo["repo1-s3-endpoint"] == "shop-objectstore.prod.svc"
     assert repo["repo1-storage-port"] == "8333"
     assert repo["repo1-s3-uri-style"] == "path"
+    # The managed endpoint's certificate is checked against the operator's CA.
+    assert repo["repo1-storage-ca-file"] == "/etc/pulsebase/objectstore-ca/ca.crt"
     assert conf[backups.STANZA]["pg1-path"] == "/var/lib/postgresql/data/pgdata"
 
 
@@ -39,6 +41,7 @@ def test_external_storage_config_uses_its_endpoint_region_and_bucket() -> None:
     assert repo["repo1-s3-region"] == "eu-west-1"
     assert repo["repo1-s3-uri-style"] == "host"
     assert repo["repo1-s3-bucket"] == "shop-pitr"
+    assert "repo1-storage-ca-file" not in repo  # the system's CAs
 
 
 def test_config_holds_no_credentials() -> None:
@@ -241,3 +244,10 @@ def _vector_env(pb: Any) -> dict[str, tuple[str, str]]:
             ref = source["secretKeyRef"]
             found[entry["name"]] = (ref["name"], ref["key"])
     return found
+
+
+def test_an_external_ca_bundle_becomes_pgbackrests_ca_file() -> None:
+    external = {**EXTERNAL_OBJECT_STORAGE["external"], "caBundle": {"name": "ca", "key": "pem"}}
+    pb = pulsebase(objectStorage={**EXTERNAL_OBJECT_STORAGE, "external": external})
+    repo = parsed(backups.pgbackrest_config(pb))["global"]
+    assert repo["repo1-storage-ca-file"] == "/etc/pulsebase/objectstore-ca/ca.crt"

@@ -1,3 +1,4 @@
+import datetime
 import re
 import shutil
 import subprocess
@@ -5,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pulsebase_operator.render import cdn
+from pulsebase_operator.render import cdn, certificates
 
 from .examples import EXTERNAL_OBJECT_STORAGE, container, find, kinds, pod_spec, pulsebase
 
@@ -67,8 +68,30 @@ def test_nginx_writes_only_under_tmp_and_the_cache() -> None:
 
 def test_assets_come_from_the_managed_bucket_for_the_asset_max_age() -> None:
     conf = cdn.nginx_conf(pulsebase(cdn={"edge": {"assetMaxAge": "2h"}}))
-    assert "proxy_pass http://shop-objectstore.prod.svc:8333/shop-assets/;" in conf
+    assert "proxy_pass https://shop-objectstore.prod.svc:8333/shop-assets/;" in conf
     assert "proxy_cache_valid 200 7200s;" in conf
+
+
+def test_the_managed_origin_is_verified_against_the_operators_ca() -> None:
+    pb = pulsebase()
+    conf = cdn.nginx_conf(pb)
+    assert "proxy_ssl_verify on;" in conf
+    assert "proxy_ssl_trusted_certificate /etc/pulsebase/objectstore-ca/ca.crt;" in conf
+    deployment = find(cdn.render(pb).objects, "Deployment", "shop-edge")
+    ca = next(v for v in pod_spec(deployment)["volumes"] if v["name"] == "objectstore-ca")
+    assert ca["secret"] == {
+        "secretName": "shop-objectstore-tls",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    mount = {"name": "objectstore-ca", "mountPath": "/etc/pulsebase/objectstore-ca"}
+    assert {**mount, "readOnly": True} in container(deployment)["volumeMounts"]
+
+
+def test_an_external_origin_mounts_no_ca() -> None:
+    pb = pulsebase(objectStorage=EXTERNAL_OBJECT_STORAGE)
+    assert "proxy_ssl_trusted_certificate" not in cdn.nginx_conf(pb)
+    spec = pod_spec(find(cdn.render(pb).objects, "Deployment", "shop-edge"))
+    assert all(v["name"] != "objectstore-ca" for v in spec["volumes"])
 
 
 def test_assets_come_from_an_external_bucket_by_virtual_host() -> None:
@@ -119,8 +142,18 @@ def test_config_change_rolls_the_pods() -> None:
 def test_nginx_accepts_the_config(tmp_path: Path) -> None:
     # Upstream names do not resolve here; point them at loopback for the syntax check.
     conf = re.sub(r"server \S+:80;", "server 127.0.0.1:80;", cdn.nginx_conf(pulsebase()))
-    conf = conf.replace("http://shop-objectstore.prod.svc:8333", "http://127.0.0.1:8333")
+    conf = conf.replace("https://shop-objectstore.prod.svc:8333", "https://127.0.0.1:8333")
     conf = conf.replace("/tmp/", f"{tmp_path}/")
+    # nginx reads the trusted CA file when it loads the configuration.
+    ca = certificates.issue(
+        ["localhost"],
+        common_name="test",
+        ca_key=certificates.new_key(),
+        server_key=certificates.new_key(),
+        now=datetime.datetime.now(datetime.UTC),
+    )[certificates.CA_KEY]
+    (tmp_path / "ca.crt").write_text(ca)
+    conf = conf.replace("/etc/pulsebase/objectstore-ca/ca.crt", str(tmp_path / "ca.crt"))
     conf = conf.replace("/var/cache/nginx", str(tmp_path / "cache"))
     (tmp_path / "nginx.conf").write_text(conf)
     result = subprocess.run(

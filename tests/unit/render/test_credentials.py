@@ -18,8 +18,20 @@ def test_managed_stack_generates_a_secret_for_every_component() -> None:
         "shop-postgres-restapi",
         "shop-redis-auth",
         "shop-objectstore-keys",
+        "shop-objectstore-tls",
         "shop-api-keys",
     ]
+
+
+def test_the_object_storage_certificate_names_every_name_of_its_service() -> None:
+    (tls,) = [s for s in credentials.generated(pulsebase()) if s.name == "shop-objectstore-tls"]
+    assert tls.certificate_for == (
+        "shop-objectstore",
+        "shop-objectstore.prod",
+        "shop-objectstore.prod.svc",
+        "shop-objectstore.prod.svc.cluster.local",
+    )
+    assert tls.random_keys == () and tls.data_of is None
 
 
 def test_external_stack_generates_only_the_api_key() -> None:

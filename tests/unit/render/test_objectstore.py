@@ -32,7 +32,7 @@ def test_managed_object_storage_renders_seaweedfs_and_a_buckets_job() -> None:
         ("Job", "shop-objectstore-buckets"),
     ]
     assert part.component.name == "objectStorage"
-    assert part.component.endpoint == "http://shop-objectstore.prod.svc:8333"
+    assert part.component.endpoint == "https://shop-objectstore.prod.svc:8333"
     assert [(w.kind, w.name) for w in part.component.workloads] == [
         ("StatefulSet", "shop-objectstore"),
         ("Job", "shop-objectstore-buckets"),
@@ -58,10 +58,45 @@ def test_server_runs_weed_with_s3_and_the_generated_identities() -> None:
     assert "-s3.port=8333" in main["command"]
     assert "-s3.config=/etc/seaweedfs/s3.json" in main["command"]
     assert "-dir=/data" in main["command"]
-    assert main["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "s3"}
-    (secret_volume,) = [v for v in pod_spec(sts)["volumes"] if "secret" in v]
-    assert secret_volume["secret"]["secretName"] == "shop-objectstore-keys"
-    assert secret_volume["secret"]["items"] == [{"key": "s3.json", "path": "s3.json"}]
+    volumes = {v["name"]: v for v in pod_spec(sts)["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == "shop-objectstore-keys"
+    assert volumes["config"]["secret"]["items"] == [{"key": "s3.json", "path": "s3.json"}]
+
+
+def test_s3_is_served_over_tls_with_the_generated_certificate() -> None:
+    pb = pulsebase()
+    sts = find(objectstore.render(pb).objects, "StatefulSet")
+    main = container(sts)
+    assert "-s3.cert.file=/etc/seaweedfs-tls/tls.crt" in main["command"]
+    assert "-s3.key.file=/etc/seaweedfs-tls/tls.key" in main["command"]
+    assert {"name": "tls", "mountPath": "/etc/seaweedfs-tls", "readOnly": True} in main[
+        "volumeMounts"
+    ]
+    tls = next(v for v in pod_spec(sts)["volumes"] if v["name"] == "tls")["secret"]
+    assert tls["secretName"] == "shop-objectstore-tls"
+    assert {i["key"] for i in tls["items"]} == {"tls.crt", "tls.key"}  # not the CA alone
+    # The readiness probe speaks HTTPS to the same port (the kubelet does not verify).
+    assert main["readinessProbe"]["httpGet"] == {
+        "path": "/healthz",
+        "port": "s3",
+        "scheme": "HTTPS",
+    }
+    assert objectstore.endpoint(pb) == "https://shop-objectstore.prod.svc:8333"
+
+
+def test_clients_get_the_ca_and_never_the_servers_key() -> None:
+    volume = objectstore.ca_volume(pulsebase())
+    assert volume == {
+        "name": "objectstore-ca",
+        "secret": {
+            "secretName": "shop-objectstore-tls",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        },
+    }
+    assert objectstore.ca_file(pulsebase()) == "/etc/pulsebase/objectstore-ca/ca.crt"
+    external = pulsebase(objectStorage=EXTERNAL_OBJECT_STORAGE)
+    assert objectstore.ca_volume(external) is None
+    assert objectstore.ca_file(external) is None
 
 
 def test_server_is_a_single_pod_with_a_data_volume() -> None:
@@ -102,3 +137,20 @@ def test_buckets_script_creates_only_missing_buckets_after_a_clean_listing() -> 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
 def test_buckets_script_is_valid_shell() -> None:
     subprocess.run(["sh", "-n"], input=objectstore.BUCKETS_SCRIPT, text=True, check=True)
+
+
+def test_an_external_endpoint_with_a_private_ca_is_verified_against_its_ca_bundle() -> None:
+    storage = {
+        **EXTERNAL_OBJECT_STORAGE,
+        "external": {
+            **EXTERNAL_OBJECT_STORAGE["external"],
+            "caBundle": {"name": "corp-ca", "key": "root.pem"},
+        },
+    }
+    pb = pulsebase(objectStorage=storage)
+    # The user's key is mounted under the same file name every client is given.
+    assert objectstore.ca_volume(pb) == {
+        "name": "objectstore-ca",
+        "secret": {"secretName": "corp-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]},
+    }
+    assert objectstore.ca_file(pb) == "/etc/pulsebase/objectstore-ca/ca.crt"

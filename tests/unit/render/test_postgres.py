@@ -312,3 +312,22 @@ def test_image_defaults_to_the_major_version_and_may_be_overridden() -> None:
     assert container(find(postgres.render(custom).objects, "StatefulSet"))["image"] == (
         "registry.local/pg:17"
     )
+
+
+def test_pgbackrest_in_the_patroni_pods_trusts_the_managed_object_storages_ca() -> None:
+    sts = find(postgres.render(pulsebase()).objects, "StatefulSet")
+    assert value(env(sts)["PGBACKREST_REPO1_STORAGE_CA_FILE"]) == (
+        "/etc/pulsebase/objectstore-ca/ca.crt"
+    )
+    mount = {"name": "objectstore-ca", "mountPath": "/etc/pulsebase/objectstore-ca"}
+    assert {**mount, "readOnly": True} in container(sts)["volumeMounts"]
+    (ca,) = [v for v in pod_spec(sts)["volumes"] if v["name"] == "objectstore-ca"]
+    assert ca["secret"]["secretName"] == "shop-objectstore-tls"
+    assert ca["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+
+
+def test_an_external_object_storage_needs_no_mounted_ca() -> None:
+    pb = pulsebase(objectStorage=EXTERNAL_OBJECT_STORAGE)
+    sts = find(postgres.render(pb).objects, "StatefulSet")
+    assert "PGBACKREST_REPO1_STORAGE_CA_FILE" not in env(sts)
+    assert all(v["name"] != "objectstore-ca" for v in pod_spec(sts)["volumes"])
