@@ -174,9 +174,7 @@ def _deployment(pb: models.PulseBase) -> Object:
         "volumeMounts": [{"name": "tmp", "mountPath": pods.TMP_DIR}],
     }
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
-    if ca_volume := objectstore.ca_volume(pb):
-        volumes.append(ca_volume)
-        container["volumeMounts"].append(objectstore.ca_mount())
+    objectstore.trust_ca(pb, volumes=volumes, container=container)
     if resources := pods.resources(spec.resources):
         container["resources"] = resources
     return objects.deployment(

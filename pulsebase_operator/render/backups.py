@@ -170,12 +170,18 @@ def vector_cron_job(pb: models.PulseBase) -> Object:
         pods.secret_env("PGDATABASE", naming.postgres_app_secret(name), "database"),
         *_s3_key_env(pb),
     ]
+    container = _container(pb, kind="vectors", env=env)
+    volumes: list[dict[str, Any]] = []
+    # The upload goes to the S3 endpoint from this pod; boto3 reads AWS_CA_BUNDLE.
+    if ca := objectstore.trust_ca(pb, volumes=volumes, container=container):
+        container["env"].append(pods.plain_env("AWS_CA_BUNDLE", ca))
     return _cron_job(
         pb,
         name=naming.backup_vectors_cron_job(name),
         schedule=pb.spec.backup.schedules.vector_tables,
-        container=_container(pb, kind="vectors", env=env),
+        container=container,
         deadline=VECTORS_DEADLINE_SECONDS,
+        volumes=volumes,
     )
 
 
@@ -223,19 +229,24 @@ def _container(
     }
 
 
-def _pod_template(pb: models.PulseBase, *, container: dict[str, Any]) -> dict[str, Any]:
+def _pod_template(
+    pb: models.PulseBase,
+    *,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     name = pb.metadata.name
-    return {
-        "metadata": {"labels": labels.component(name, COMPONENT)},
-        "spec": {
-            "restartPolicy": "Never",
-            "serviceAccountName": naming.backup_account(name),
-            "automountServiceAccountToken": True,
-            "enableServiceLinks": False,
-            "securityContext": pods.pod_security_context(fs_group=False),
-            "containers": [container],
-        },
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": naming.backup_account(name),
+        "automountServiceAccountToken": True,
+        "enableServiceLinks": False,
+        "securityContext": pods.pod_security_context(fs_group=False),
+        "containers": [container],
     }
+    if volumes:
+        spec["volumes"] = volumes
+    return {"metadata": {"labels": labels.component(name, COMPONENT)}, "spec": spec}
 
 
 def _cron_job(
@@ -245,6 +256,7 @@ def _cron_job(
     schedule: str,
     container: dict[str, Any],
     deadline: int,
+    volumes: list[dict[str, Any]] | None = None,
 ) -> Object:
     return {
         "apiVersion": "batch/v1",
@@ -265,7 +277,7 @@ def _cron_job(
                     # pgBackRest resumes an interrupted backup; one retry, then the
                     # failure shows in status and alerts rather than in a retry loop.
                     "backoffLimit": 1,
-                    "template": _pod_template(pb, container=container),
+                    "template": _pod_template(pb, container=container, volumes=volumes),
                 },
             },
         },

@@ -191,9 +191,7 @@ def _deployment(pb: models.PulseBase, *, config_hash: str) -> Object:
         {"name": "tmp", "emptyDir": {}},
         {"name": "cache", "emptyDir": {"sizeLimit": edge.cache_size}},
     ]
-    if ca_volume := objectstore.ca_volume(pb):
-        volumes.append(ca_volume)
-        container["volumeMounts"].append(objectstore.ca_mount())
+    objectstore.trust_ca(pb, volumes=volumes, container=container)
     if resources := pods.resources(edge.resources):
         container["resources"] = resources
     return objects.deployment(

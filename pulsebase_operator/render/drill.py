@@ -25,7 +25,16 @@ from typing import Any
 
 from pulsebase_operator.api import models
 from pulsebase_operator.api.quantity import parse_duration
-from pulsebase_operator.render import backups, images, labels, naming, objects, pods, postgres
+from pulsebase_operator.render import (
+    backups,
+    images,
+    labels,
+    naming,
+    objects,
+    objectstore,
+    pods,
+    postgres,
+)
 from pulsebase_operator.render.parts import Object
 
 COMPONENT = "drill"
@@ -115,6 +124,16 @@ def cron_job(pb: models.PulseBase) -> Object:
     pb_name = pb.metadata.name
     spec = pb.spec.backup
     pod_labels = labels.component(pb_name, COMPONENT)
+    restore = _restore_container(pb)
+    volumes: list[dict[str, Any]] = [
+        {"name": "script", "configMap": {"name": name(pb)}},
+        {"name": "pgbackrest", "configMap": {"name": naming.pgbackrest_config(pb_name)}},
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "shm", "emptyDir": {"medium": "Memory"}},
+    ]
+    # pgbackrest.conf names the CA file of the managed object storage.
+    objectstore.trust_ca(pb, volumes=volumes, container=restore)
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -143,17 +162,8 @@ def cron_job(pb: models.PulseBase) -> Object:
                             # The kubelet starts containers in this order, pulling each
                             # image first: the check starts before the restore, so the
                             # recovery time it measures includes the restore's start.
-                            "containers": [_check_container(pb), _restore_container(pb)],
-                            "volumes": [
-                                {"name": "script", "configMap": {"name": name(pb)}},
-                                {
-                                    "name": "pgbackrest",
-                                    "configMap": {"name": naming.pgbackrest_config(pb_name)},
-                                },
-                                {"name": "scratch", "emptyDir": {}},
-                                {"name": "tmp", "emptyDir": {}},
-                                {"name": "shm", "emptyDir": {"medium": "Memory"}},
-                            ],
+                            "containers": [_check_container(pb), restore],
+                            "volumes": volumes,
                         },
                     },
                 },

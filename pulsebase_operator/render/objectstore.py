@@ -106,6 +106,19 @@ def ca_mount() -> dict[str, Any]:
     return {"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True}
 
 
+def trust_ca(
+    pb: models.PulseBase, *, volumes: list[dict[str, Any]], container: dict[str, Any]
+) -> str | None:
+    """Mount the CA the S3 endpoint's certificate chains to into `container`, adding its
+    volume to `volumes`; the CA file's path, or None where the system's CAs serve."""
+    volume = ca_volume(pb)
+    if volume is None:
+        return None
+    volumes.append(volume)
+    container.setdefault("volumeMounts", []).append(ca_mount())
+    return CA_FILE
+
+
 def _service(pb: models.PulseBase) -> Object:
     return objects.service(
         pb,

@@ -169,6 +169,7 @@ def test_the_vector_job_gets_the_superuser_password_database_and_bucket_keys() -
         "PGDATABASE": ("shop-postgres-app", "database"),
         "AWS_ACCESS_KEY_ID": ("shop-objectstore-keys", "access-key-id"),
         "AWS_SECRET_ACCESS_KEY": ("shop-objectstore-keys", "secret-access-key"),
+        "AWS_CA_BUNDLE": ("value", "/etc/pulsebase/objectstore-ca/ca.crt"),
     }
     external = _vector_env(pulsebase(objectStorage=EXTERNAL_OBJECT_STORAGE))
     ref = EXTERNAL_OBJECT_STORAGE["external"]
@@ -237,6 +238,9 @@ def _vector_env(pb: Any) -> dict[str, tuple[str, str]]:
     job = next(o for o in backups.backup_objects(pb) if o["metadata"]["name"].endswith("-vec"))
     found = {}
     for entry in _pod(job)["containers"][0]["env"]:
+        if "value" in entry:
+            found[entry["name"]] = ("value", entry["value"])
+            continue
         source = entry["valueFrom"]
         if "fieldRef" in source:
             found[entry["name"]] = ("fieldRef", source["fieldRef"]["fieldPath"])
@@ -244,6 +248,25 @@ def _vector_env(pb: Any) -> dict[str, tuple[str, str]]:
             ref = source["secretKeyRef"]
             found[entry["name"]] = (ref["name"], ref["key"])
     return found
+
+
+def test_the_vector_job_trusts_the_managed_object_storages_ca() -> None:
+    job = next(
+        o for o in backups.backup_objects(pulsebase()) if o["metadata"]["name"].endswith("-vec")
+    )
+    pod = _pod(job)
+    assert _vector_env(pulsebase())["AWS_CA_BUNDLE"] == (
+        "value",
+        "/etc/pulsebase/objectstore-ca/ca.crt",
+    )
+    (volume,) = pod["volumes"]
+    assert volume["secret"] == {
+        "secretName": "shop-objectstore-tls",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": volume["name"], "mountPath": "/etc/pulsebase/objectstore-ca", "readOnly": True}
+    ]
 
 
 def test_an_external_ca_bundle_becomes_pgbackrests_ca_file() -> None:

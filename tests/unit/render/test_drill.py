@@ -85,6 +85,9 @@ def test_restore_runs_the_script_in_the_postgres_image_with_the_repository_keys(
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["pgbackrest"]["configMap"]["name"] == naming.pgbackrest_config("shop")
     assert volumes["script"]["configMap"]["name"] == "shop-drill"
+    # pgbackrest.conf names the managed object storage's CA file; the pod mounts it.
+    assert volumes["objectstore-ca"]["secret"]["secretName"] == "shop-objectstore-tls"
+    assert mounts["objectstore-ca"] == "/etc/pulsebase/objectstore-ca"
 
 
 def test_check_runs_the_operator_image_with_the_marker_table_when_set() -> None:
