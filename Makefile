@@ -67,12 +67,14 @@ lock: venv ## regenerate requirements/*.lock (with hashes) at the versions in co
 	  --no-emit-find-links -o requirements/build.lock requirements/build.in
 
 .PHONY: test-deps
-test-deps: ## install the Debian packages the tests run (only those missing; needs root then)
+test-deps: ## install the Debian packages the tests run (only those missing; needs root then), and Patroni
 	hack/install-test-deps.sh
+	hack/install-patroni.sh
 
 .PHONY: test
 test: test-deps venv tools wheelhouse ## unit, integration and end-to-end tests (starts and stops what they need)
-	PULSEBASE_BIN_DIR=$(BIN) PULSEBASE_WHEELHOUSE=$(WHEELHOUSE) $(VENV)/bin/pytest tests
+	PULSEBASE_BIN_DIR=$(BIN) PULSEBASE_WHEELHOUSE=$(WHEELHOUSE) \
+	  PULSEBASE_PATRONI=$(shell hack/install-patroni.sh --print) $(VENV)/bin/pytest tests
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict, layer contracts, CRD drift

@@ -2,10 +2,10 @@
 DCS and local addresses added, as the pod's environment would), the rendered restore
 files and post-init script, and a backup the bed made.
 
-Patroni is not a dependency of the operator. The test runs where `patroni` with Raft
-support (`pip install 'patroni[raft]' psycopg2-binary`) is on PATH or named by
-$PULSEBASE_PATRONI, and skips otherwise. It must be runnable by the user PostgreSQL
-runs as (postgres, when the tests run as root).
+Patroni is not a dependency of the operator. `make test` installs it, pinned, into a
+venv of its own (hack/install-patroni.sh) and names it by $PULSEBASE_PATRONI; elsewhere
+the test runs where `patroni` with Raft support is on PATH, and skips otherwise. It must
+be runnable by the user PostgreSQL runs as (postgres, when the tests run as root).
 """
 
 from __future__ import annotations
