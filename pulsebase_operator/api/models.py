@@ -12,7 +12,6 @@ every rejected manifest through both.
 from __future__ import annotations
 
 import datetime
-import itertools
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from pulsebase_operator.api import schedules
 from pulsebase_operator.api.quantity import (
     DURATION_PATTERN,
     QUANTITY_PATTERN,
@@ -307,37 +307,8 @@ Cron = Annotated[
 ]
 
 
-def _minute_sets(expression: str) -> tuple[list[int], list[int]]:
-    """The minutes and hours a five-field cron expression names (already shape-checked)."""
-
-    def expand(field: str, low: int, high: int) -> list[int]:
-        values: set[int] = set()
-        for item in field.split(","):
-            body, _, step_text = item.partition("/")
-            step = int(step_text) if step_text else 1
-            if body == "*":
-                first, last = low, high
-            else:
-                first_text, _, last_text = body.partition("-")
-                first = int(first_text)
-                last = int(last_text) if last_text else (high if step_text else first)
-            values.update(range(first, last + 1, step))
-        return sorted(v for v in values if low <= v <= high)
-
-    minute, hour = expression.split(" ")[:2]
-    return expand(minute, 0, 59), expand(hour, 0, 23)
-
-
-def shortest_interval_minutes(expression: str) -> int:
-    """The shortest time between two runs of a cron expression, in minutes, over any
-    two days that both run; days only ever remove runs, so no gap can be shorter."""
-    minutes, hours = _minute_sets(expression)
-    runs = sorted(day * 1440 + h * 60 + m for day in (0, 1) for h in hours for m in minutes)
-    return min((b - a for a, b in itertools.pairwise(runs)), default=1440)
-
-
 def _not_too_often(value: str) -> str:
-    every = shortest_interval_minutes(value)
+    every = schedules.shortest_interval_minutes(value)
     if every < MIN_SCHEDULE_MINUTES:
         raise ValueError(
             f"runs as often as every {every} minute{'s' if every != 1 else ''}; backup and "

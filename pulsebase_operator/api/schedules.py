@@ -1,6 +1,7 @@
-"""How far apart the runs of a five-field cron expression lie, for deciding when a run
-is missing. The expression is shape-checked by the models already (numbers, lists,
-ranges and steps; no names or macros)."""
+"""How far apart the runs of a five-field cron expression lie: the shortest gap, which
+the models bound, and the longest, for deciding when a run is missing. The expression
+is shape-checked by the models already (numbers, lists, ranges and steps; no names or
+macros)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ def longest_gap(expression: str) -> datetime.timedelta:
     )
     gaps = [b - a for a, b in itertools.pairwise(runs)]
     return datetime.timedelta(minutes=max(gaps, default=7 * 1440))
+
+
+def shortest_interval_minutes(expression: str) -> int:
+    """The shortest time between two runs, in minutes, over any two days that both run:
+    days only ever remove runs, so no gap can be shorter."""
+    minute, hour = expression.split()[:2]
+    minutes, hours = _expand(minute, 0, 59), _expand(hour, 0, 23)
+    runs = sorted(day * 1440 + h * 60 + m for day in (0, 1) for h in hours for m in minutes)
+    return min((b - a for a, b in itertools.pairwise(runs)), default=1440)
 
 
 def _expand(field: str, low: int, high: int) -> list[int]:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pulsebase_operator.api import models
+from pulsebase_operator.api import models, schedules
 from tests.support.invalid_cases import CREATE_CASES, OPERATOR_CASES, Case
 
 
@@ -80,7 +80,7 @@ def test_models_refuse_what_only_the_operator_can_tell(case: Case) -> None:
     ],
 )
 def test_shortest_interval_of_a_schedule(expression: str, minutes: int) -> None:
-    assert models.shortest_interval_minutes(expression) == minutes
+    assert schedules.shortest_interval_minutes(expression) == minutes
 
 
 @given(st.from_regex(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", fullmatch=True))
