@@ -264,12 +264,7 @@ def bucket_client(pb: models.PulseBase) -> Any:
     import boto3
     from botocore.config import Config
 
-    storage = pb.spec.object_storage
-    if storage.mode is models.Mode.MANAGED:
-        region, path_style = objectstore.MANAGED_REGION, True
-    else:
-        assert storage.external is not None
-        region, path_style = storage.external.region, storage.external.force_path_style
+    region, path_style = objectstore.addressing(pb)
     return boto3.client(
         "s3",
         endpoint_url=objectstore.endpoint(pb),

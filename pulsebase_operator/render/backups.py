@@ -92,18 +92,11 @@ def backup_objects(pb: models.PulseBase) -> list[Object]:
 # --- pgBackRest configuration ------------------------------------------------------
 
 
-def pgbackrest_config(pb: models.PulseBase) -> str:
-    """pgbackrest.conf for the Patroni pods, without credentials."""
-    storage = pb.spec.object_storage
+def repository_options(pb: models.PulseBase) -> dict[str, str]:
+    """Where `pb`'s pgBackRest repository is: its backups bucket on its object storage."""
     endpoint = urlsplit(objectstore.endpoint(pb))
-    if storage.mode is models.Mode.MANAGED:
-        region, path_style = objectstore.MANAGED_REGION, True
-    else:
-        assert storage.external is not None  # the model requires it in external mode
-        region, path_style = storage.external.region, storage.external.force_path_style
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser["global"] = {
+    region, path_style = objectstore.addressing(pb)
+    return {
         "repo1-type": "s3",
         "repo1-path": REPO_PATH,
         "repo1-s3-bucket": objectstore.buckets(pb).backups,
@@ -111,6 +104,15 @@ def pgbackrest_config(pb: models.PulseBase) -> str:
         "repo1-storage-port": str(endpoint.port or 443),
         "repo1-s3-region": region,
         "repo1-s3-uri-style": "path" if path_style else "host",
+    }
+
+
+def pgbackrest_config(pb: models.PulseBase) -> str:
+    """pgbackrest.conf for the Patroni pods, without credentials."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser["global"] = {
+        **repository_options(pb),
         # The managed endpoint's certificate is from the operator's CA, mounted in the
         # Patroni pods; an external endpoint is verified against the system's CAs.
         **({"repo1-storage-ca-file": ca} if (ca := objectstore.ca_file(pb)) else {}),

@@ -79,6 +79,15 @@ def ca_ref(pb: models.PulseBase) -> models.SecretKeyRef | None:
     )
 
 
+def addressing(pb: models.PulseBase) -> tuple[str, bool]:
+    """The region, and whether buckets are addressed by path rather than host name."""
+    storage = pb.spec.object_storage
+    if storage.mode is models.Mode.MANAGED:
+        return MANAGED_REGION, True
+    assert storage.external is not None  # the model requires it in external mode
+    return storage.external.region, storage.external.force_path_style
+
+
 def ca_file(pb: models.PulseBase) -> str | None:
     """Path of the CA certificate a client pod trusts for the S3 endpoint, once it mounts
     `ca_volume(pb)` at CA_DIR; None where the system's trust store is the one to use."""

@@ -21,7 +21,6 @@ import configparser
 import datetime
 import io
 from typing import Any
-from urllib.parse import urlsplit
 
 from pulsebase_operator.api import models
 from pulsebase_operator.render import (
@@ -169,22 +168,7 @@ def restore_command() -> str:
 
 def source_config(source: models.PulseBase) -> str:
     """restore.conf: the source's repository, and nothing that could be written to."""
-    storage = source.spec.object_storage
-    endpoint = urlsplit(objectstore.endpoint(source))
-    if storage.mode is models.Mode.MANAGED:
-        region, path_style = objectstore.MANAGED_REGION, True
-    else:
-        assert storage.external is not None  # the model requires it in external mode
-        region, path_style = storage.external.region, storage.external.force_path_style
-    repo = {
-        "repo1-type": "s3",
-        "repo1-path": backups.REPO_PATH,
-        "repo1-s3-bucket": objectstore.buckets(source).backups,
-        "repo1-s3-endpoint": endpoint.hostname or "",
-        "repo1-storage-port": str(endpoint.port or 443),
-        "repo1-s3-region": region,
-        "repo1-s3-uri-style": "path" if path_style else "host",
-    }
+    repo = backups.repository_options(source)
     if objectstore.ca_ref(source) is not None:
         repo["repo1-storage-ca-file"] = f"{SOURCE_CA_DIR}/{certificates.CA_KEY}"
     parser = configparser.ConfigParser(interpolation=None)
