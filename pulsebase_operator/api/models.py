@@ -317,8 +317,38 @@ def _not_too_often(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One more CEL rule on a field: `Annotated[str, Rule("self != ''", "must be set")]`.
+    The models check the same thing their own way (here: a validator beside it)."""
+
+    rule: str
+    message: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        out.setdefault("x-kubernetes-validations", []).append(cel(self.rule, self.message))
+        return out
+
+
+# What the API server can tell of a schedule's frequency without expanding it: a `*` or
+# a step below the minimum in the minute field runs more often than the minimum within
+# every hour it runs. Lists and ranges of minutes are left to the models' expansion.
+_TOO_OFTEN_MINUTES = r"^([0-9*/-]+,)*(\*|\*/([1-9]|1[0-4]))(,[0-9*/-]+)* "
+TOO_OFTEN_MESSAGE = (
+    f"runs more often than every {MIN_SCHEDULE_MINUTES} minutes (a * or a step below "
+    f"{MIN_SCHEDULE_MINUTES} in the minute field); backup and drill schedules need at least "
+    f"{MIN_SCHEDULE_MINUTES} minutes between runs"
+)
+
 # A backup or drill schedule: a cron expression whose runs are far enough apart.
-Schedule = Annotated[Cron, AfterValidator(_not_too_often)]
+Schedule = Annotated[
+    Cron,
+    Rule(f"!self.matches(r'{_TOO_OFTEN_MINUTES}')", TOO_OFTEN_MESSAGE),
+    AfterValidator(_not_too_often),
+]
 Version = Annotated[
     str, Field(max_length=64, json_schema_extra={FORMAT_KEY: "semver"}), _checked("semver")
 ]

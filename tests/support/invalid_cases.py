@@ -372,6 +372,18 @@ CREATE_CASES = [
         "Required value",
     ),
     Case(
+        "schedule-every-five-minutes",
+        spec(backup={"schedules": {"incremental": "*/5 * * * *"}}),
+        "spec.backup.schedules.incremental",
+        "at least 15 minutes between runs",
+    ),
+    Case(
+        "drill-every-minute",
+        spec(backup={"drill": {"schedule": "* 3 * * *"}}),
+        "spec.backup.drill.schedule",
+        "at least 15 minutes between runs",
+    ),
+    Case(
         "drill-marker-table-unqualified",
         spec(backup={"drill": {"markerTable": "orders"}}),
         "spec.backup.drill.markerTable",
@@ -519,10 +531,10 @@ UPDATE_CASES = [
 # what only the zone database, a cron expansion or the object's own name can tell.
 OPERATOR_CASES = [
     Case(
-        "schedule-too-often",
-        spec(backup={"schedules": {"incremental": "*/5 * * * *"}}),
+        "schedule-step-too-small",
+        spec(backup={"schedules": {"incremental": "5/5 * * * *"}}),
         "spec.backup.schedules.incremental",
-        "at least 15 minutes between runs",
+        "every 5 minutes",
     ),
     Case(
         "schedule-listed-minutes-too-close",
