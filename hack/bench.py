@@ -89,9 +89,7 @@ def bench_reconcile(count: int, resync: float, settle_passes: int) -> None:
     operator = None
     try:
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"), check=True)
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd/pulsebases.pulsebase.io", check=True
-        )
+        cluster.wait_established("pulsebases.pulsebase.io")
         log = open(state / "operator.log", "ab")  # noqa: SIM115
         operator = subprocess.Popen(
             [

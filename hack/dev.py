@@ -37,7 +37,14 @@ def main() -> int:
         return done.stdout
 
     kubectl("apply", "--server-side", "-f", "crds/")
-    kubectl("wait", "--for=condition=Established", "crd/pulsebases.pulsebase.io")
+    # `kubectl wait --for=condition=Established` fails at once while the new CRD has no
+    # conditions yet, so look until it says Established.
+    query = '{.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + 60
+    while kubectl("get", "crd", "pulsebases.pulsebase.io", "-o", f"jsonpath={query}") != "True":
+        if time.monotonic() > deadline:
+            sys.exit("the PulseBase CRD was not Established within 60 s")
+        time.sleep(0.2)
 
     pid_file = state / "operator.pid"
     if not _running(pid_file):

@@ -112,10 +112,7 @@ def api_client(control_plane: LocalCluster) -> k8s.ApiClient:
 def crd_installed(control_plane: LocalCluster) -> None:
     done = control_plane.kubectl("apply", "--server-side", "-f", "crds/")
     assert done.returncode == 0, done.stderr
-    done = control_plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/pulsebases.pulsebase.io"
-    )
-    assert done.returncode == 0, done.stderr
+    control_plane.wait_established("pulsebases.pulsebase.io")
 
 
 @pytest.fixture(scope="session")
@@ -180,8 +177,7 @@ PROMETHEUS_RULE_CRD: dict[str, Any] = {
 def install_prometheus_rule_crd(cluster: LocalCluster) -> None:
     assert apply(cluster, PROMETHEUS_RULE_CRD).returncode == 0
     name = PROMETHEUS_RULE_CRD["metadata"]["name"]
-    done = cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    assert done.returncode == 0, done.stderr
+    cluster.wait_established(name)
 
 
 def remove_prometheus_rule_crd(cluster: LocalCluster) -> None:

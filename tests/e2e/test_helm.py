@@ -365,13 +365,7 @@ def test_a_field_added_to_the_crd_is_served_after_the_documented_upgrade(
         crds = run_helm(control_plane, "show", "crds", str(chart))
         kubectl(control_plane, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=crds)
         run_helm(control_plane, "upgrade", helm.RELEASE, str(chart), "-n", SYSTEM, "--reuse-values")
-        kubectl(
-            control_plane,
-            "wait",
-            "--for=condition=Established",
-            "crd/pulsebases.pulsebase.io",
-            "--timeout=60s",
-        )
+        control_plane.wait_established("pulsebases.pulsebase.io")
 
         def served() -> dict[str, Any] | None:
             objects = k8s.CustomObjectsApi(api_client)

@@ -541,6 +541,20 @@ class LocalCluster:
             input=input,
         )
 
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Wait until the API server serves a CRD just applied. `kubectl wait
+        --for=condition=Established` fails at once, rather than waiting, while the CRD
+        has no conditions yet, which a busy API server shows for a moment."""
+        query = '{.status.conditions[?(@.type=="Established")].status}'
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self.kubectl("get", "crd", crd, "-o", f"jsonpath={query}")
+            if done.returncode == 0 and done.stdout.strip() == "True":
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {crd} not Established after {timeout:.0f} s: {done}")
+            time.sleep(0.2)
+
     # ---- start helpers
     def _prepare(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
