@@ -145,13 +145,25 @@ def final_backup(kube: Kube, body: Mapping[str, Any]) -> FinalBackup:
         return FinalBackup("succeeded", reason="backups are disabled (spec.backup.enabled)")
     cron_name = naming.backup_cron_job(pulsebase, "full")
     name = job_name(cron_name, FINAL_SUFFIX)
+    cron_job = kube.get("batch/v1", "CronJob", namespace, cron_name)
+    if cron_job is None:
+        return FinalBackup("skipped", reason=f"CronJob {cron_name} does not exist")
     job = kube.get("batch/v1", "Job", namespace, name)
     if job is None:
-        cron_job = kube.get("batch/v1", "CronJob", namespace, cron_name)
-        if cron_job is None:
-            return FinalBackup("skipped", reason=f"CronJob {cron_name} does not exist")
         kube.create(job_from(cron_job, suffix=FINAL_SUFFIX))
         return FinalBackup("running", job=name)
+    # Only the Job this deletion started counts: made from the CronJob (which owns it)
+    # after the deletion began. Any other Job of that name proves no backup was taken.
+    owners = {ref.get("uid") for ref in job["metadata"].get("ownerReferences") or []}
+    created = job["metadata"].get("creationTimestamp") or ""
+    deleting = meta.get("deletionTimestamp") or ""
+    if cron_job["metadata"].get("uid") not in owners or (deleting and created < deleting):
+        return FinalBackup(
+            "skipped",
+            job=name,
+            reason=f"Job {name} exists but was not started by this deletion from CronJob "
+            f"{cron_name}, so it proves no final backup",
+        )
     status = job.get("status") or {}
     if status.get("succeeded"):
         return FinalBackup("succeeded", job=name)

@@ -130,8 +130,21 @@ def test_a_missing_pulsebase_says_so() -> None:
 FINAL = "shop-backup-full-manual-final"
 
 
-def final_job(**status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": FINAL}, "status": status}
+def final_job(*, owner: str = "cj-1", created: str = "2026-12-04T06:00:05Z", **status: Any) -> Any:
+    return {
+        "metadata": {
+            "name": FINAL,
+            "ownerReferences": [{"kind": "CronJob", "uid": owner}],
+            "creationTimestamp": created,
+        },
+        "status": status,
+    }
+
+
+def deleting(**spec: Any) -> dict[str, Any]:
+    body = pulsebase(**spec)
+    body["metadata"]["deletionTimestamp"] = "2026-12-04T06:00:00Z"
+    return body
 
 
 def test_the_final_backup_starts_once_from_the_full_backup_cronjob() -> None:
@@ -140,13 +153,15 @@ def test_the_final_backup_starts_once_from_the_full_backup_cronjob() -> None:
     assert (found.state, found.job) == ("running", FINAL)
     assert [job["metadata"]["name"] for job in cluster.created] == [FINAL]
     cluster.objects["Job", FINAL] = final_job(active=1)
-    assert manual.final_backup(cluster, pulsebase()).state == "running"  # type: ignore[arg-type]
+    assert manual.final_backup(cluster, deleting()).state == "running"  # type: ignore[arg-type]
     assert len(cluster.created) == 1
 
 
 def test_a_finished_final_backup_says_how_it_ended() -> None:
-    cluster = Cluster({("Job", FINAL): final_job(succeeded=1)})
-    assert manual.final_backup(cluster, pulsebase()).state == "succeeded"  # type: ignore[arg-type]
+    cluster = Cluster(
+        {("Job", FINAL): final_job(succeeded=1), ("CronJob", "shop-backup-full"): CRON_JOB}
+    )
+    assert manual.final_backup(cluster, deleting()).state == "succeeded"  # type: ignore[arg-type]
     cluster.objects["Job", FINAL] = final_job(
         failed=2,
         conditions=[
@@ -158,9 +173,26 @@ def test_a_finished_final_backup_says_how_it_ended() -> None:
             }
         ],
     )
-    failed = manual.final_backup(cluster, pulsebase())  # type: ignore[arg-type]
+    failed = manual.final_backup(cluster, deleting())  # type: ignore[arg-type]
     assert failed.state == "failed"
     assert failed.reason == f"Job {FINAL} failed: Job has reached the specified backoff limit"
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        final_job(owner="someone-else", succeeded=1),
+        final_job(created="2026-12-04T05:59:59Z", succeeded=1),
+        {"metadata": {"name": FINAL}, "status": {"succeeded": 1}},
+    ],
+    ids=["not-owned-by-the-cronjob", "made-before-the-deletion", "no-owner"],
+)
+def test_a_job_of_that_name_the_deletion_did_not_start_proves_nothing(job: Any) -> None:
+    cluster = Cluster({("Job", FINAL): job, ("CronJob", "shop-backup-full"): CRON_JOB})
+    found = manual.final_backup(cluster, deleting())  # type: ignore[arg-type]
+    assert found.state == "skipped"
+    assert "was not started by this deletion" in found.reason
+    assert cluster.created == []
 
 
 EXTERNAL_DB = {
