@@ -102,11 +102,32 @@ esac
 """
 
 
-def refusal(pb: models.PulseBase, source: models.PulseBase | None) -> str | None:
+def _repository(pb: models.PulseBase) -> tuple[str, ...]:
+    """What names a pgBackRest repository: endpoint, port, bucket and path."""
+    options = backups.repository_options(pb)
+    return tuple(
+        options[key]
+        for key in ("repo1-s3-endpoint", "repo1-storage-port", "repo1-s3-bucket", "repo1-path")
+    )
+
+
+def refusal(
+    pb: models.PulseBase,
+    source: models.PulseBase | None,
+    *,
+    now: datetime.datetime | None = None,
+) -> str | None:
     """Why `pb` cannot be restored from `source` (None: it can, or nothing to restore)."""
     recovery = pb.spec.bootstrap.recovery
     if recovery is None:
         return None
+    if recovery.target_time is not None:
+        target = datetime.datetime.fromisoformat(recovery.target_time.replace("Z", "+00:00"))
+        if target > (now or datetime.datetime.now(datetime.UTC)):
+            return (
+                f"spec.bootstrap.recovery.targetTime: {recovery.target_time} is in the "
+                "future; no backup holds it yet (leave it unset for the latest point)"
+            )
     where = "spec.bootstrap.recovery.source.pulseBase"
     name = recovery.source.pulse_base
     if pb.spec.postgres.mode is models.Mode.EXTERNAL:
@@ -129,6 +150,16 @@ def refusal(pb: models.PulseBase, source: models.PulseBase | None) -> str | None
         return (
             f"{where}: PulseBase {name} has backups disabled (spec.backup.enabled), so it "
             "has no repository to restore from"
+        )
+    if pb.spec.backup.enabled and _repository(pb) == _repository(source):
+        # A restored copy carries its source's system identifier, so pgBackRest would
+        # take its WAL and backups into the source's stanza, and its retention would
+        # expire the source's backups.
+        return (
+            "spec.objectStorage.buckets.backups: the copy's backups would go to "
+            f"PulseBase {name}'s own repository ({_repository(source)[2]} on the same "
+            "endpoint), where they would mix with and expire its backups; give the copy "
+            "a bucket of its own"
         )
     return None
 

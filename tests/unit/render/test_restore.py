@@ -4,6 +4,7 @@ in a file of its own, and the source's keys only by reference."""
 from __future__ import annotations
 
 import configparser
+import datetime
 import json
 import subprocess
 from pathlib import Path
@@ -222,6 +223,28 @@ def test_restores_that_cannot_work_are_refused(
     message = restore.refusal(pb, source)
     assert message is not None and fragment in message
     assert message.startswith("spec.bootstrap.recovery.source.pulseBase:")
+
+
+def test_a_copy_sharing_its_sources_repository_is_refused() -> None:
+    shared = {**EXTERNAL_OBJECT_STORAGE, "buckets": {"backups": "shop-backups"}}
+    source = pulsebase(objectStorage=shared)
+    message = restore.refusal(copy_of(objectStorage=shared), source)
+    assert message is not None
+    assert message.startswith("spec.objectStorage.buckets.backups:")
+    assert "shop-backups" in message and "a bucket of its own" in message
+    # Its own bucket on the same endpoint is fine, and so is a copy without backups.
+    assert restore.refusal(copy_of(objectStorage=EXTERNAL_OBJECT_STORAGE), source) is None
+    assert restore.refusal(copy_of(objectStorage=shared, backup={"enabled": False}), source) is None
+
+
+def test_a_target_time_in_the_future_is_refused() -> None:
+    now = datetime.datetime(2026, 12, 4, 6, 0, tzinfo=datetime.UTC)
+    later = copy_of(target="2026-12-04T07:30:00+01:00")  # 06:30 UTC
+    message = restore.refusal(later, pulsebase(), now=now)
+    assert message is not None and message.startswith("spec.bootstrap.recovery.targetTime:")
+    assert "in the future" in message
+    earlier = copy_of(target="2026-12-04T06:30:00+01:00")  # 05:30 UTC
+    assert restore.refusal(earlier, pulsebase(), now=now) is None
 
 
 def test_a_usable_source_is_not_refused() -> None:
