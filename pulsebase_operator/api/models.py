@@ -72,7 +72,8 @@ CRON_FIELDS = (
     _cron_field(r"([01]?[0-9]|2[0-3])"),
     _cron_field(r"(0?[1-9]|[12][0-9]|3[01])"),
     _cron_field(r"(0?[1-9]|1[0-2])"),
-    _cron_field(r"[0-7]"),
+    # 0 to 6, Sunday 0: the CronJob controller refuses 7.
+    _cron_field(r"[0-6]"),
 )
 CRON_PATTERN = "^" + " ".join(CRON_FIELDS) + "$"
 # A PulseBase name becomes part of every child's name and of Service names, which must
@@ -302,8 +303,17 @@ class Between:
         return out
 
 
+def _runs(value: str) -> str:
+    if problem := schedules.problem(value):
+        raise ValueError(problem)
+    return value
+
+
 Cron = Annotated[
-    str, Field(max_length=100, json_schema_extra={FORMAT_KEY: "cron"}), _checked("cron")
+    str,
+    Field(max_length=100, json_schema_extra={FORMAT_KEY: "cron"}),
+    _checked("cron"),
+    AfterValidator(_runs),
 ]
 
 
@@ -338,9 +348,9 @@ class Rule:
 # every hour it runs. Lists and ranges of minutes are left to the models' expansion.
 _TOO_OFTEN_MINUTES = r"^([0-9*/-]+,)*(\*|\*/([1-9]|1[0-4]))(,[0-9*/-]+)* "
 TOO_OFTEN_MESSAGE = (
-    f"runs more often than every {MIN_SCHEDULE_MINUTES} minutes (a * or a step below "
-    f"{MIN_SCHEDULE_MINUTES} in the minute field); backup and drill schedules need at least "
-    f"{MIN_SCHEDULE_MINUTES} minutes between runs"
+    f"must not run more often than every {MIN_SCHEDULE_MINUTES} minutes, so no * and no "
+    f"step below {MIN_SCHEDULE_MINUTES} in the minute field: backup and drill schedules "
+    f"need at least {MIN_SCHEDULE_MINUTES} minutes between runs"
 )
 
 # A backup or drill schedule: a cron expression whose runs are far enough apart.

@@ -28,6 +28,27 @@ def longest_gap(expression: str) -> datetime.timedelta:
     return datetime.timedelta(minutes=max(gaps, default=7 * 1440))
 
 
+# The most days each month can have; February's 29 happens once in four years.
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def problem(expression: str) -> str | None:
+    """What makes a shape-checked expression wrong though it parses: a range that runs
+    backwards (the CronJob controller refuses it), or days of the month no chosen month
+    has (it would never run). None when there is nothing."""
+    for field in expression.split():
+        for item in field.split(","):
+            first, _, last = item.partition("/")[0].partition("-")
+            if last and int(last) < int(first):
+                return f"the range {first}-{last} runs backwards; write the smaller number first"
+    _, _, day, month, weekday = expression.split()
+    if day != "*" and weekday == "*":
+        days, months = _expand(day, 1, 31), _expand(month, 1, 12)
+        if not any(d <= _MONTH_DAYS[m - 1] for m in months for d in days):
+            return "never runs: no month it names has the days of the month it names"
+    return None
+
+
 def shortest_interval_minutes(expression: str) -> int:
     """The shortest time between two runs, in minutes, over any two days that both run:
     days only ever remove runs, so no gap can be shorter."""

@@ -384,6 +384,12 @@ CREATE_CASES = [
         "at least 15 minutes between runs",
     ),
     Case(
+        "schedule-weekday-seven",
+        spec(backup={"schedules": {"full": "0 0 * * 7"}}),
+        "spec.backup.schedules.full",
+        "five-field cron expression",
+    ),
+    Case(
         "drill-marker-table-unqualified",
         spec(backup={"drill": {"markerTable": "orders"}}),
         "spec.backup.drill.markerTable",
@@ -541,6 +547,18 @@ OPERATOR_CASES = [
         spec(backup={"drill": {"schedule": "0,10 3 * * *"}}),
         "spec.backup.drill.schedule",
         "every 10 minutes",
+    ),
+    Case(
+        "schedule-range-backwards",
+        spec(backup={"schedules": {"incremental": "30-10 * * * *"}}),
+        "spec.backup.schedules.incremental",
+        "runs backwards",
+    ),
+    Case(
+        "schedule-never-runs",
+        spec(backup={"schedules": {"full": "0 0 31 2 *"}}),
+        "spec.backup.schedules.full",
+        "never runs",
     ),
     Case(
         "time-zone-unknown",
