@@ -66,8 +66,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             name = meta.get("name", "?") if isinstance(meta, dict) else "?"
             print(f"error: {models.KIND} {name} is invalid:", file=sys.stderr)
             for problem in error.errors():
-                where = ".".join(str(p) for p in problem["loc"])
-                print(f"  {where}: {problem['msg']}", file=sys.stderr)
+                print(f"  {models.describe(problem)}", file=sys.stderr)
             return 2
         served = [k.key for k in stack.OPTIONAL_KINDS] if args.prometheus_rule else []
         rendered = stack.render(pb, served=served)

@@ -33,8 +33,17 @@ def _bucket_not_the_others_default(field: str, other: str) -> dict[str, str]:
     )
 
 
+_RECOVERY = "self.spec.bootstrap.recovery"
+_NOT_FROM_ITSELF = models.cel(
+    f"!has(self.spec.bootstrap) || !has({_RECOVERY}) || "
+    f"{_RECOVERY}.source.pulseBase != self.metadata.name",
+    models.SELF_RESTORE_MESSAGE,
+    field_path=".spec.bootstrap.recovery.source.pulseBase",
+)
+
 _ROOT_RULES = [
     _NAME_RULE,
+    _NOT_FROM_ITSELF,
     _bucket_not_the_others_default("assets", "backups"),
     _bucket_not_the_others_default("backups", "assets"),
 ]

@@ -12,8 +12,9 @@ every rejected manifest through both.
 from __future__ import annotations
 
 import datetime
+import functools
+import importlib.resources
 import re
-import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -99,14 +100,20 @@ TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
 MARKER_TABLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$"
 # RFC 3339 with an explicit offset. "-00:00" means "offset unknown" in RFC 3339, and a
 # time without an offset would be read in some zone or other: both are ambiguous.
+# Years from 1970 (no backup is older), and offsets within PostgreSQL's +-15:59.
 RFC3339_PATTERN = (
-    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:"
-    r"[0-5][0-9](\.[0-9]{1,9})?(Z|[+]([01][0-9]|2[0-3]):[0-5][0-9]"
-    r"|-((0[1-9]|1[0-9]|2[0-3]):[0-5][0-9]|00:([0-5][1-9]|[1-5]0)))$"
+    r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"(Z|[+](0[0-9]|1[0-5]):[0-5][0-9]|-((0[1-9]|1[0-5]):[0-5][0-9]|00:([0-5][1-9]|[1-5]0)))$"
 )
 TARGET_TIME_MESSAGE = (
     "must be an RFC 3339 time with an explicit offset, such as 2026-12-01T09:30:00Z or "
-    "2026-12-01T10:30:00+01:00 (-00:00, which means an unknown offset, is refused)"
+    "2026-12-01T10:30:00+01:00: a year from 1970, an offset within 15:59 (PostgreSQL's "
+    "limit), and not -00:00, which means an unknown offset"
+)
+SELF_RESTORE_MESSAGE = (
+    "a PulseBase cannot be restored from its own backups; name the PulseBase whose "
+    "backups to restore"
 )
 # Backups and drills more often than this would overlap on a database of any size, and
 # WAL archiving already covers the time between them.
@@ -370,16 +377,23 @@ SecretKey = Annotated[str, StringConstraints(pattern=SECRET_KEY_PATTERN, max_len
 Percent = Annotated[str, StringConstraints(pattern=PERCENT_PATTERN, max_length=16)]
 
 
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    # The names the tzdata package lists: the IANA database's, without what a host's
+    # zone folder adds (localtime, posixrules, posix/ and right/ copies), which would
+    # mean something else on each machine.
+    listing = importlib.resources.files("tzdata").joinpath("zones").read_text()
+    return frozenset(listing.split()) - {"Factory"}
+
+
 def _known_time_zone(value: str) -> str:
     # The CRD checks the shape; only the zone database knows the names. CronJob would
     # refuse an unknown zone too, but as a failed apply far from the field.
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    if value not in _iana_zones():
         raise ValueError(
             f"{value!r} is not a time zone the IANA database knows; use a name such as "
             "UTC or Europe/Berlin"
-        ) from None
+        )
     return value
 
 
@@ -884,6 +898,11 @@ class ManagedObjectStorage(Model):
 
 ENDPOINT_PORT_MESSAGE = "port must be between 1 and 65535"
 ENDPOINT_HOST_MESSAGE = "must name a host, as in https://s3.example.com:9000"
+ENDPOINT_PATH_MESSAGE = (
+    "must be the scheme, host and port only, as in https://s3.example.com:9000: no path, "
+    "query or fragment (pgBackRest and the S3 clients address buckets themselves, and "
+    "would not agree on where a path puts them)"
+)
 ENDPOINT_CREDENTIALS_MESSAGE = (
     "must not contain credentials: put them in the Secret keys accessKeyId and secretAccessKey"
 )
@@ -907,6 +926,7 @@ class ExternalObjectStorage(Model):
             ),
             cel(r"!self.matches(r'^https?://[^/?#]*@')", ENDPOINT_CREDENTIALS_MESSAGE),
             cel("!isURL(self) || url(self).getHostname() != ''", ENDPOINT_HOST_MESSAGE),
+            cel(r"!self.matches(r'^https?://[^/?#]*[/?#].')", ENDPOINT_PATH_MESSAGE),
         ),
     )
     region: str = Field("us-east-1", max_length=64, description="Signing region.")
@@ -925,8 +945,11 @@ class ExternalObjectStorage(Model):
         netloc = urlsplit(self.endpoint).netloc
         if "@" in netloc:
             raise ValueError(f"endpoint {ENDPOINT_CREDENTIALS_MESSAGE}")
-        if not urlsplit(self.endpoint).hostname:
+        parts = urlsplit(self.endpoint)
+        if not parts.hostname:
             raise ValueError(f"endpoint {ENDPOINT_HOST_MESSAGE}")
+        if re.match(r"^https?://[^/?#]*[/?#].", self.endpoint):
+            raise ValueError(f"endpoint {ENDPOINT_PATH_MESSAGE}")
         port = re.sub(r"^(\[[^\]]*\]|[^:]*)", "", netloc).removeprefix(":")
         if port and not (len(port) <= 5 and port.isdigit() and 1 <= int(port) <= 65535):
             raise ValueError(f"endpoint {ENDPOINT_PORT_MESSAGE}")
@@ -1072,7 +1095,7 @@ def _unambiguous_time(value: str) -> str:
     try:
         datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(TARGET_TIME_MESSAGE) from None
+        raise ValueError(f"{value} names a day that does not exist") from None
     return value
 
 
@@ -1309,6 +1332,14 @@ class PulseBaseSpec(Model):
     )
 
 
+def describe(problem: Mapping[str, Any]) -> str:
+    """One of pydantic's errors as a person reads it: `field.path: message`, without
+    pydantic's "Value error, " prefix, and without an empty path for an object's rule."""
+    where = ".".join(str(part) for part in problem.get("loc") or ())
+    message = str(problem.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
 # --- status ----------------------------------------------------------------------
 
 
@@ -1445,10 +1476,7 @@ class PulseBase(Model):
     def _not_restored_from_itself(self) -> PulseBase:
         recovery = self.spec.bootstrap.recovery
         if recovery is not None and recovery.source.pulse_base == self.metadata.name:
-            raise ValueError(
-                "spec.bootstrap.recovery.source.pulseBase: a PulseBase cannot be restored "
-                "from its own backups; name the PulseBase whose backups to restore"
-            )
+            raise ValueError(f"spec.bootstrap.recovery.source.pulseBase: {SELF_RESTORE_MESSAGE}")
         return self
 
     @model_validator(mode="after")

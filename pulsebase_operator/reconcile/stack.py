@@ -508,9 +508,7 @@ def _replacing(old: Any, new: Any) -> Any:
 
 
 def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}"
+    return models.describe(error.errors()[0])
 
 
 def _create_secret(kube: Kube, secret: GeneratedSecret) -> bool:

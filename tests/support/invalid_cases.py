@@ -360,6 +360,29 @@ CREATE_CASES = [
         "unknown offset",
     ),
     Case(
+        "recovery-target-offset-beyond-postgres",
+        spec(
+            bootstrap={
+                "recovery": {
+                    "source": {"pulseBase": "old"},
+                    "targetTime": "2026-12-01T09:30:00+23:59",
+                }
+            }
+        ),
+        "spec.bootstrap.recovery.targetTime",
+        "within 15:59",
+    ),
+    Case(
+        "recovery-target-year-zero",
+        spec(
+            bootstrap={
+                "recovery": {"source": {"pulseBase": "old"}, "targetTime": "0000-01-01T00:00:00Z"}
+            }
+        ),
+        "spec.bootstrap.recovery.targetTime",
+        "a year from 1970",
+    ),
+    Case(
         "recovery-target-date-only",
         spec(bootstrap={"recovery": {"source": {"pulseBase": "old"}, "targetTime": "2026-12-01"}}),
         "spec.bootstrap.recovery.targetTime",
@@ -388,6 +411,18 @@ CREATE_CASES = [
         spec(backup={"schedules": {"full": "0 0 * * 7"}}),
         "spec.backup.schedules.full",
         "five-field cron expression",
+    ),
+    Case(
+        "s3-endpoint-with-path",
+        spec(objectStorage=external_s3("https://s3.example.com:8443/minio/path")),
+        "spec.objectStorage.external.endpoint",
+        "no path, query or fragment",
+    ),
+    Case(
+        "recovery-from-itself",
+        spec(bootstrap={"recovery": {"source": {"pulseBase": "bad"}}}),
+        "spec.bootstrap.recovery.source.pulseBase",
+        "cannot be restored from its own backups",
     ),
     Case(
         "drill-marker-table-unqualified",
@@ -567,10 +602,16 @@ OPERATOR_CASES = [
         "not a time zone the IANA database knows",
     ),
     Case(
-        "recovery-from-itself",
-        spec(bootstrap={"recovery": {"source": {"pulseBase": "bad"}}}),
-        "spec.bootstrap.recovery.source.pulseBase",
-        "cannot be restored from its own backups",
+        "time-zone-of-the-host",
+        spec(maintenance={"timeZone": "localtime"}),
+        "spec.maintenance.timeZone",
+        "not a time zone the IANA database knows",
+    ),
+    Case(
+        "time-zone-posix-copy",
+        spec(backup={"timeZone": "posix/Europe/Berlin"}),
+        "spec.backup.timeZone",
+        "not a time zone the IANA database knows",
     ),
     Case(
         "recovery-target-not-a-date",
@@ -580,6 +621,6 @@ OPERATOR_CASES = [
             }
         ),
         "spec.bootstrap.recovery.targetTime",
-        "explicit offset",
+        "names a day that does not exist",
     ),
 ]

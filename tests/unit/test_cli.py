@@ -53,7 +53,7 @@ def test_render_refuses_an_invalid_spec_naming_the_field(tmp_path: Path) -> None
     )
     done = run("render", "-f", str(bad))
     assert done.returncode == 2
-    assert "spec.backup.rpo: Value error, must be a duration such as 30s" in done.stderr
+    assert "spec.backup.rpo: must be a duration such as 30s" in done.stderr
     assert done.stdout == ""
 
 

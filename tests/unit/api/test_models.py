@@ -170,13 +170,16 @@ def test_external_s3_endpoint(endpoint: str, message: str) -> None:
         models.PulseBase.from_body(body(spec))
 
 
-def test_a_query_with_an_at_sign_is_not_credentials() -> None:
+def test_a_query_with_an_at_sign_is_refused_as_a_query_not_as_credentials() -> None:
     external = {
         "endpoint": "https://s3.example.com:9000/path?x=a@b",
         "accessKeyId": {"name": "s", "key": "a"},
         "secretAccessKey": {"name": "s", "key": "b"},
     }
     spec = {"version": "2.4.1", "objectStorage": {"mode": "external", "external": external}}
+    with pytest.raises(ValidationError, match="no path, query or fragment"):
+        models.PulseBase.from_body(body(spec))
+    external["endpoint"] = "https://s3.example.com:9000/"
     models.PulseBase.from_body(body(spec))
 
 
