@@ -124,8 +124,13 @@ def test_example_stack_becomes_ready_with_every_child(
     } <= children["Secret"]
     assert {f"data-shop-postgres-{i}" for i in range(3)} <= children["PVC"]
     assert "shop-backup-stanza" in children["Job"]
-    assert children["CronJob"] == {"shop-backup-full", "shop-backup-incr", "shop-backup-vec"}
-    assert {"shop-pgbackrest"} <= children["ConfigMap"]
+    assert children["CronJob"] == {
+        "shop-backup-full",
+        "shop-backup-incr",
+        "shop-backup-vec",
+        "shop-drill",
+    }
+    assert {"shop-pgbackrest", "shop-drill"} <= children["ConfigMap"]
 
     # What `kubectl get pb` and `kubectl describe pb` show.
     status = pb["status"]
@@ -191,6 +196,7 @@ def test_backup_cron_jobs_follow_the_spec_schedule_and_time_zone(
         "shop-backup-full": "0 1 * * *",
         "shop-backup-incr": "30 * * * *",
         "shop-backup-vec": "0 3 * * *",
+        "shop-drill": "0 5 * * 0",
     }
 
     def schedules() -> dict[str, tuple[str, str, str]]:
@@ -205,7 +211,7 @@ def test_backup_cron_jobs_follow_the_spec_schedule_and_time_zone(
 
     found = wait_for(
         lambda: schedules() if set(schedules()) == set(expected) else None,
-        what="the three backup CronJobs",
+        what="the backup and drill CronJobs",
     )
     assert found == {name: (cron, "UTC", "Forbid") for name, cron in expected.items()}
     full = batch.read_namespaced_cron_job("shop-backup-full", namespace)
@@ -228,6 +234,13 @@ def test_backup_cron_jobs_follow_the_spec_schedule_and_time_zone(
     )
     assert found["shop-backup-full"] == ("15 2 * * *", "Europe/Berlin", "Forbid")
     assert found["shop-backup-incr"] == ("30 * * * *", "Europe/Berlin", "Forbid")
+    assert found["shop-drill"] == ("0 5 * * 0", "Europe/Berlin", "Forbid")
+
+    # Drills off: only the drill's CronJob and ConfigMap go.
+    patch_spec(api_client, namespace, "shop", {"backup": {"drill": {"enabled": False}}})
+    wait_for(lambda: "shop-drill" not in schedules(), what="the drill CronJob pruned")
+    assert set(schedules()) == set(expected) - {"shop-drill"}
+    assert "shop-drill" not in names(api_client, namespace)["ConfigMap"]
 
     # Backups off: the CronJobs and the stanza Job are pruned.
     patch_spec(api_client, namespace, "shop", {"backup": {"enabled": False}})
