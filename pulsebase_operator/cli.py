@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import socket
@@ -19,6 +20,11 @@ from pulsebase_operator import __version__
 from pulsebase_operator.api import crd, models
 from pulsebase_operator.render import stack
 from pulsebase_operator.render.parts import GeneratedSecret
+
+# pgBackRest stamps no backup outside these years; near the ends of the calendar a
+# day's or a week's bounds cannot be computed.
+_EARLIEST_NOW = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_LATEST_NOW = datetime.datetime(9998, 12, 31, tzinfo=datetime.UTC)
 
 
 def _dump_all(documents: Sequence[Any]) -> str:
@@ -89,17 +95,14 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_retention_plan(args: argparse.Namespace) -> int:
     """Which backups of a pgBackRest catalog the retention policy keeps; touches nothing."""
-    import datetime
-
     from pulsebase_operator.policy import retention
 
+    # The arguments first: a bad one is reported whatever arrives on stdin.
     try:
-        info = json.load(sys.stdin)
-        now = datetime.datetime.fromisoformat(args.now) if args.now else None
         policy = retention.Policy(daily=args.daily, weekly=args.weekly, time_zone=args.time_zone)
         retention.zone(policy)
-        backups = retention.backups_from_info(info)
-    except (ValueError, KeyError) as error:
+        now = datetime.datetime.fromisoformat(args.now) if args.now else None
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if now is None:
@@ -107,7 +110,33 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     elif now.tzinfo is None:
         print("error: --now needs an offset, such as 2026-12-03T10:00:00Z", file=sys.stderr)
         return 2
-    decisions = retention.plan(backups, policy=policy, now=now)
+    elif not _EARLIEST_NOW <= now <= _LATEST_NOW:
+        print(
+            f"error: --now must lie between {_EARLIEST_NOW:%Y-%m-%d} and {_LATEST_NOW:%Y-%m-%d}, "
+            f"not {args.now}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        info = json.load(sys.stdin)
+    except RecursionError:
+        print(
+            "error: the catalog is nested too deeply to be pgBackRest's info output",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as error:  # not JSON, or not text
+        print(
+            f"error: standard input is not JSON (pgbackrest info --output=json): {error}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        backups = retention.backups_from_info(info)
+        decisions = retention.plan(backups, policy=policy, now=now)
+    except (ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps([d.as_dict() for d in decisions], indent=2))
     return 0
 

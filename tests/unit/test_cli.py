@@ -151,6 +151,56 @@ def test_retention_plan_refuses_windows_the_spec_refuses(
     assert expected in done.stderr
 
 
+@pytest.mark.parametrize("now", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_retention_plan_refuses_a_current_time_at_the_ends_of_the_calendar(now: str) -> None:
+    done = run("retention", "plan", "--now", now, stdin=INFO)
+    assert done.returncode == 2
+    assert done.stderr == f"error: --now must lie between 1970-01-01 and 9998-12-31, not {now}\n"
+
+
+def test_retention_plan_refuses_a_catalog_nested_too_deeply() -> None:
+    done = run("retention", "plan", stdin="[" * 100_000)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: the catalog is nested too deeply to be pgBackRest's info output\n"
+    )
+
+
+@pytest.mark.parametrize("stdin", ["", "garbage", "{"])
+def test_retention_plan_says_standard_input_is_not_json(stdin: str) -> None:
+    done = run("retention", "plan", stdin=stdin)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "error: standard input is not JSON (pgbackrest info --output=json): "
+    )
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--daily", "0"), "daily must be between 1 and 366"),
+        (("--weekly", "-1"), "weekly must be between 0 and 520"),
+        (("--time-zone", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        (("--now", "yesterday"), "yesterday"),
+        (("--now", "2026-12-03T12:00:00"), "needs an offset"),
+    ],
+)
+def test_retention_plan_reports_a_bad_argument_before_reading_standard_input(
+    flags: tuple[str, ...], expected: str
+) -> None:
+    done = run("retention", "plan", *flags, stdin="garbage")
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "not JSON" not in done.stderr
+
+
+def test_retention_plan_refuses_a_backup_without_a_time() -> None:
+    done = run("retention", "plan", stdin='[{"backup": [{"label": "F", "timestamp": []}]}]')
+    assert done.returncode == 2
+    assert done.stderr == "error: backup F has no start or stop time\n"
+
+
 PULSEBASE = "kind: PulseBase\napiVersion: pulsebase.io/v1alpha1\n"
 
 
