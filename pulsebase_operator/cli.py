@@ -291,8 +291,12 @@ def cmd_drill_check(args: argparse.Namespace) -> int:
     print(message, flush=True)
     termination = pathlib.Path(args.termination_log)
     # Kubernetes creates the file; elsewhere (a local run) there is nothing to write to.
-    if termination.exists():
-        termination.write_text(message)
+    try:
+        if termination.exists():
+            termination.write_text(message)
+    except OSError as error:  # stdout holds the report already
+        print(f"error: cannot write {termination}: {error.strerror}", file=sys.stderr)
+        return 1
     return 0 if result.succeeded else 1
 
 
