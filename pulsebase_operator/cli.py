@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import socket
@@ -19,6 +20,11 @@ from pulsebase_operator import __version__
 from pulsebase_operator.api import crd, models
 from pulsebase_operator.render import stack
 from pulsebase_operator.render.parts import GeneratedSecret
+
+# pgBackRest stamps no backup outside these years; near the ends of the calendar a
+# day's or a week's bounds cannot be computed.
+_EARLIEST_NOW = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_LATEST_NOW = datetime.datetime(9998, 12, 31, tzinfo=datetime.UTC)
 
 
 def _dump_all(documents: Sequence[Any]) -> str:
@@ -86,19 +92,65 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+class _RefusedError(Exception):
+    """A one-line reason the command cannot go on, printed after `error: `."""
+
+
+def _pulsebase_name(name: str, *, what: str = "NAME") -> None:
+    """Refuse, before any API call, a NAME no PulseBase can have."""
+    import re
+
+    if len(name) > models.NAME_MAX_LENGTH or not re.fullmatch(models.NAME_PATTERN, name):
+        raise _RefusedError(f"{what} must be a PulseBase name (a DNS label), not {name!r}")
+
+
+def _api_client(kubeconfig: str | None) -> Any:
+    """kube.client.load_config, with every way it fails turned into one line that
+    names the file."""
+    from pulsebase_operator.kube.client import load_config
+
+    path = kubeconfig
+    if path is None:
+        # load_config's own fallback when not in a pod.
+        path = os.path.expanduser(
+            os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
+        )
+    try:
+        api_client, _ = load_config(kubeconfig)
+    except Exception as error:  # the client's ConfigException, YAML, OSError, TypeError...
+        if kubeconfig is None and not os.environ.get("KUBECONFIG") and not os.path.exists(path):
+            raise _RefusedError("no kubeconfig found: set --kubeconfig or KUBECONFIG") from None
+        raise _RefusedError(
+            f"cannot use kubeconfig {path}: {_kubeconfig_reason(path, error)}"
+        ) from None
+    return api_client
+
+
+def _kubeconfig_reason(path: str, error: Exception) -> str:
+    if not os.path.exists(path):
+        return "no such file"
+    if os.path.isdir(path):
+        return "it is a folder, not a file"
+    if isinstance(error, OSError):
+        return error.strerror or type(error).__name__
+    if isinstance(error, yaml.YAMLError):
+        return "it is not YAML"
+    if isinstance(error, (TypeError, AttributeError, KeyError, IndexError, ValueError)):
+        # The client indexes into whatever the YAML holds.
+        return "it is not a kubeconfig (a mapping with clusters, contexts and users)"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def cmd_retention_plan(args: argparse.Namespace) -> int:
     """Which backups of a pgBackRest catalog the retention policy keeps; touches nothing."""
-    import datetime
-
     from pulsebase_operator.policy import retention
 
+    # The arguments first: a bad one is reported whatever arrives on stdin.
     try:
-        info = json.load(sys.stdin)
-        now = datetime.datetime.fromisoformat(args.now) if args.now else None
         policy = retention.Policy(daily=args.daily, weekly=args.weekly, time_zone=args.time_zone)
         retention.zone(policy)
-        backups = retention.backups_from_info(info)
-    except (ValueError, KeyError) as error:
+        now = datetime.datetime.fromisoformat(args.now) if args.now else None
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if now is None:
@@ -106,7 +158,33 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     elif now.tzinfo is None:
         print("error: --now needs an offset, such as 2026-12-03T10:00:00Z", file=sys.stderr)
         return 2
-    decisions = retention.plan(backups, policy=policy, now=now)
+    elif not _EARLIEST_NOW <= now <= _LATEST_NOW:
+        print(
+            f"error: --now must lie between {_EARLIEST_NOW:%Y-%m-%d} and {_LATEST_NOW:%Y-%m-%d}, "
+            f"not {args.now}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        info = json.load(sys.stdin)
+    except RecursionError:
+        print(
+            "error: the catalog is nested too deeply to be pgBackRest's info output",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as error:  # not JSON, or not text
+        print(
+            f"error: standard input is not JSON (pgbackrest info --output=json): {error}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        backups = retention.backups_from_info(info)
+        decisions = retention.plan(backups, policy=policy, now=now)
+    except (ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps([d.as_dict() for d in decisions], indent=2))
     return 0
 
@@ -115,19 +193,27 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
     """The backup sets of a PulseBase as pgBackRest reads them in its primary, with the
     retention policy's decision for each."""
     from pulsebase_operator.backups.errors import BackupError
-    from pulsebase_operator.kube.client import KubeError, load_config
+    from pulsebase_operator.kube.client import KubeError
     from pulsebase_operator.reconcile import backup_job
 
     try:
-        api_client, _ = load_config(args.kubeconfig)
+        _pulsebase_name(args.name)
+    except _RefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        api_client = _api_client(args.kubeconfig)
         rows = backup_job.list_backups(api_client, name=args.name, namespace=args.namespace)
+    except _RefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except (backup_job.SpecError, backup_job.PrimaryError, BackupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KubeError as error:
         print(f"error: could not {error.step}: {error.detail}", file=sys.stderr)
         return 1
-    except Exception as error:  # a kubeconfig that cannot be loaded, say
+    except Exception as error:  # anything else the client raises
         reason = " ".join(str(error).split()) or type(error).__name__
         print(f"error: {reason}", file=sys.stderr)
         return 1
@@ -142,14 +228,17 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
 
 def cmd_backup_job(args: argparse.Namespace) -> int:
     """One run of a backup Job in the cluster: the stanza, a backup, or the vector dump."""
-    from pulsebase_operator.kube.client import load_config
     from pulsebase_operator.reconcile import backup_job
 
     try:
-        api_client, _ = load_config(args.kubeconfig)
-    except Exception as error:  # the client's ConfigException, or an unreadable file
-        reason = " ".join(str(error).split()) or type(error).__name__
-        print(f"error: load the cluster configuration failed: {reason}", file=sys.stderr)
+        _pulsebase_name(args.name, what="--name")
+    except _RefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return backup_job.EXIT_SPEC
+    try:
+        api_client = _api_client(args.kubeconfig)
+    except _RefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
         return backup_job.EXIT_CLUSTER
     return backup_job.main(
         kind=args.kind,
@@ -201,8 +290,12 @@ def cmd_drill_check(args: argparse.Namespace) -> int:
     print(message, flush=True)
     termination = pathlib.Path(args.termination_log)
     # Kubernetes creates the file; elsewhere (a local run) there is nothing to write to.
-    if termination.exists():
-        termination.write_text(message)
+    try:
+        if termination.exists():
+            termination.write_text(message)
+    except OSError as error:  # stdout holds the report already
+        print(f"error: cannot write {termination}: {error.strerror}", file=sys.stderr)
+        return 1
     return 0 if result.succeeded else 1
 
 
@@ -289,23 +382,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_manual_job(args: argparse.Namespace) -> int:
     """`backup` and `drill`: start one run of the CronJob now, as a Job."""
-    from pulsebase_operator.kube.client import Kube, KubeError, load_config
+    from pulsebase_operator.kube.client import Kube, KubeError
     from pulsebase_operator.reconcile import manual
 
     what = args.kind if args.command == "backup" else "drill"
     try:
-        api_client, _ = load_config(args.kubeconfig)
+        _pulsebase_name(args.name)
+    except _RefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        api_client = _api_client(args.kubeconfig)
         started = manual.start(
             Kube(api_client), namespace=args.namespace, pulsebase=args.name, what=what
         )
+    except _RefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except manual.ManualJobError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KubeError as error:
         print(f"error: could not {error.step}: {error.detail}", file=sys.stderr)
         return 1
-    except Exception as error:  # a kubeconfig that cannot be loaded, say
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # anything else the client raises
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {reason}", file=sys.stderr)
         return 1
     print(f"job.batch/{started.name} created from cronjob/{started.cron_job}")
     print(f"follow it: kubectl -n {started.namespace} logs -f job/{started.name}")

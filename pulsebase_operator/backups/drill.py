@@ -185,9 +185,19 @@ def run(drill: Drill) -> Result:
     except Stopped:
         result.failed_step = step
         result.message = "stopped before the drill finished (the Job's deadline passed?)"
+    except Exception as error:  # whatever went wrong, a report is written
+        result.failed_step = step
+        result.message = scrub(f"{type(error).__name__}: {_first_line(error)}")
     finally:
-        (drill.scratch / "done").touch()
         result.finished = _now()
+        try:
+            (drill.scratch / "done").touch()
+        except OSError as error:
+            # The restore side then waits for its deadline; the report still goes out.
+            result.succeeded = False
+            result.failed_step = result.failed_step or "report"
+            note = f"cannot write {drill.scratch / 'done'}: {error.strerror}"
+            result.message = f"{result.message}; {note}" if result.message else note
     return result
 
 
@@ -198,7 +208,14 @@ def _wait_until_open(drill: Drill, *, begun: float) -> None:
     while True:
         failed = drill.scratch / "failed"
         if failed.exists():
-            step = failed.read_text().strip() or "restore"
+            try:
+                step = failed.read_text(errors="replace").strip() or "restore"
+            except OSError as error:
+                raise DrillError(
+                    "restore",
+                    f"the restore side's {failed.name} file is unreadable: "
+                    f"{error.strerror or type(error).__name__}",
+                ) from None
             raise DrillError(step, _failure_reason(drill.scratch, step))
         # The socket's folder appears once the restore has finished.
         if (drill.scratch / "run").exists():
@@ -305,7 +322,7 @@ def _connect(conn_params: Mapping[str, Any]) -> psycopg.Connection[Any]:
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
-    except FileNotFoundError:
+    except OSError:  # missing, a folder, unreadable: nothing to learn from it
         return ""
 
 

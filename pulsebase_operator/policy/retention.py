@@ -86,11 +86,22 @@ def backups_from_info(info: Any) -> list[Backup]:
     return found
 
 
+# Every time zone can show a time before this one (9999-01-01 UTC) as a local date.
+_LAST_SECOND = 253370764800
+
+
 def _backup(entry: Mapping[str, Any]) -> Backup:
     label = entry["label"]
-    stamp = entry.get("timestamp") or {}
+    stamp = entry.get("timestamp")
+    # Taken as 1970, a backup without a time would be the oldest, and planned first.
+    if not isinstance(stamp, Mapping) or (stamp.get("stop") is None and stamp.get("start") is None):
+        raise ValueError(f"backup {label} has no start or stop time")
+    seconds = stamp["stop"] if stamp.get("stop") is not None else stamp["start"]
     try:
-        seconds = stamp.get("stop") or stamp.get("start") or 0
+        if isinstance(seconds, bool):
+            raise TypeError(f"{seconds} is not a number")
+        if not 0 <= seconds < _LAST_SECOND:
+            raise ValueError(f"{seconds} is outside 1970 to 9998")
         stopped = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
     except (AttributeError, TypeError, ValueError, OverflowError, OSError) as error:
         raise ValueError(f"timestamp of {label} is not a time in seconds: {error}") from None
@@ -113,12 +124,19 @@ def zone(policy: Policy) -> ZoneInfo:
 
 
 def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -> list[Decision]:
-    """One decision per backup, oldest first."""
+    """One decision per backup, oldest first; ValueError when `now` lies so close to the
+    ends of the calendar that its days and weeks cannot be counted."""
     zone_ = zone(policy)
     ordered = sorted(backups, key=lambda b: (b.stopped, b.label))
     by_label = {b.label: b for b in ordered}
-    today = now.astimezone(zone_).date()
-    this_week = _week(today)
+    try:
+        today = now.astimezone(zone_).date()
+        this_week = _week(today)
+        window_start = today - datetime.timedelta(days=policy.daily - 1)
+    except (OverflowError, ValueError):
+        raise ValueError(
+            f"the current time {now.isoformat()} is too close to the ends of the calendar"
+        ) from None
     reasons: dict[str, str] = {}
 
     def keep(backup: Backup, reason: str) -> None:
@@ -149,7 +167,6 @@ def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -
 
     # Differential and incremental backups inside the daily window, for recovery to
     # any moment in it; only where their chain survives.
-    window_start = today - datetime.timedelta(days=policy.daily - 1)
     for backup in good:
         if backup.kind != "full" and backup.stopped.astimezone(zone_).date() >= window_start:
             keep(backup, "within the daily recovery window")

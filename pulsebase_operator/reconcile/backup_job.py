@@ -131,10 +131,15 @@ def read_pulsebase(kube: Kube, *, name: str, namespace: str) -> models.PulseBase
         raise SpecError(
             f"read {models.KIND} {namespace}/{name} failed: {where}: {first['msg']}"
         ) from None
-    if not pb.spec.backup.enabled or pb.spec.postgres.mode is models.Mode.EXTERNAL:
+    # The read succeeded: say which of the two keeps this PulseBase from being backed up.
+    if pb.spec.postgres.mode is models.Mode.EXTERNAL:
         raise SpecError(
-            f"read {models.KIND} {namespace}/{name} failed: backups are off, or the "
-            "database is external"
+            f"{models.KIND} {namespace}/{name} uses an external database; the operator "
+            "backs up only the one it runs"
+        )
+    if not pb.spec.backup.enabled:
+        raise SpecError(
+            f"{models.KIND} {namespace}/{name} has backups disabled (spec.backup.enabled is false)"
         )
     return pb
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,56 @@ def test_retention_plan_refuses_windows_the_spec_refuses(
     assert expected in done.stderr
 
 
+@pytest.mark.parametrize("now", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_retention_plan_refuses_a_current_time_at_the_ends_of_the_calendar(now: str) -> None:
+    done = run("retention", "plan", "--now", now, stdin=INFO)
+    assert done.returncode == 2
+    assert done.stderr == f"error: --now must lie between 1970-01-01 and 9998-12-31, not {now}\n"
+
+
+def test_retention_plan_refuses_a_catalog_nested_too_deeply() -> None:
+    done = run("retention", "plan", stdin="[" * 100_000)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: the catalog is nested too deeply to be pgBackRest's info output\n"
+    )
+
+
+@pytest.mark.parametrize("stdin", ["", "garbage", "{"])
+def test_retention_plan_says_standard_input_is_not_json(stdin: str) -> None:
+    done = run("retention", "plan", stdin=stdin)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "error: standard input is not JSON (pgbackrest info --output=json): "
+    )
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--daily", "0"), "daily must be between 1 and 366"),
+        (("--weekly", "-1"), "weekly must be between 0 and 520"),
+        (("--time-zone", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        (("--now", "yesterday"), "yesterday"),
+        (("--now", "2026-12-03T12:00:00"), "needs an offset"),
+    ],
+)
+def test_retention_plan_reports_a_bad_argument_before_reading_standard_input(
+    flags: tuple[str, ...], expected: str
+) -> None:
+    done = run("retention", "plan", *flags, stdin="garbage")
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "not JSON" not in done.stderr
+
+
+def test_retention_plan_refuses_a_backup_without_a_time() -> None:
+    done = run("retention", "plan", stdin='[{"backup": [{"label": "F", "timestamp": []}]}]')
+    assert done.returncode == 2
+    assert done.stderr == "error: backup F has no start or stop time\n"
+
+
 PULSEBASE = "kind: PulseBase\napiVersion: pulsebase.io/v1alpha1\n"
 
 
@@ -190,15 +241,92 @@ def test_backup_job_refuses_a_kind_it_does_not_know_before_touching_a_cluster() 
     assert "invalid choice: 'diff'" in done.stderr
 
 
-def test_backup_job_with_an_unreadable_kubeconfig_fails_in_one_line(tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-kubeconfig"
-    done = run(
-        "backup-job",
-        "--kind=full",
-        "--name=shop",
-        "--namespace=prod",
-        f"--kubeconfig={missing}",
+COMMANDS = {
+    "backups list": (["backups", "list", "shop", "-n", "prod"], 1),
+    "backup": (["backup", "shop", "-n", "prod"], 1),
+    "drill": (["drill", "shop", "-n", "prod"], 1),
+    "backup-job": (["backup-job", "--kind=full", "--name=shop", "--namespace=prod"], 3),
+}
+
+
+def run_without_cluster(
+    *args: str, home: Path, kubeconfig: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}
+    }
+    env["HOME"] = str(home)
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = kubeconfig
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, check=False, env=env, timeout=60
     )
-    assert done.returncode == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "no such file"),
+        (b"garbage\n", "it is not a kubeconfig"),
+        (b"[1, 2]\n", "it is not a kubeconfig"),
+        (b"clusters: [\n", "it is not YAML"),
+        (b"\xff\xfe\x00\n", "cannot use kubeconfig"),
+    ],
+    ids=["missing", "a word", "a list", "not YAML", "not text"],
+)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_kubeconfig_that_cannot_be_used_is_named_in_one_line(
+    tmp_path: Path, command: str, content: bytes | None, reason: str
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    if content is not None:
+        kubeconfig.write_bytes(content)
+    args, code = COMMANDS[command]
+    done = run_without_cluster(*args, f"--kubeconfig={kubeconfig}", home=tmp_path)
+    assert done.returncode == code, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith("error: load the cluster configuration failed: ")
+    assert done.stderr.startswith(f"error: cannot use kubeconfig {kubeconfig}: ")
+    assert reason in done.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_without_any_kubeconfig_the_user_is_told_how_to_name_one(
+    tmp_path: Path, command: str
+) -> None:
+    args, code = COMMANDS[command]
+    done = run_without_cluster(*args, home=tmp_path)
+    assert done.returncode == code
+    assert done.stderr == "error: no kubeconfig found: set --kubeconfig or KUBECONFIG\n"
+
+
+def test_a_kubeconfig_named_by_the_environment_is_named_when_missing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    done = run_without_cluster("backup", "shop", home=tmp_path, kubeconfig=str(missing))
+    assert done.stderr == f"error: cannot use kubeconfig {missing}: no such file\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "code"),
+    [
+        (["backup", "", "-n", "demo"], "NAME", 2),
+        (["backups", "list", ""], "NAME", 2),
+        (["drill", ""], "NAME", 2),
+        (["drill", "Shop"], "NAME", 2),
+        (["backup", "a" * 41], "NAME", 2),
+        (["backup-job", "--kind=full", "--name=", "--namespace=prod"], "--name", 2),
+    ],
+)
+def test_a_name_no_pulsebase_can_have_is_refused_before_any_api_call(
+    tmp_path: Path, args: list[str], name: str, code: int
+) -> None:
+    # No kubeconfig either: the name is refused before the cluster is looked for.
+    done = run_without_cluster(*args, home=tmp_path)
+    assert done.returncode == code
+    value = args[1] if args[0] != "backup-job" and args[0] != "backups" else None
+    if args[0] == "backups":
+        value = args[2]
+    if args[0] == "backup-job":
+        value = ""
+    assert done.stderr == (f"error: {name} must be a PulseBase name (a DNS label), not {value!r}\n")

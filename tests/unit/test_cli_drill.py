@@ -71,3 +71,25 @@ def test_a_missing_scratch_folder_is_refused(tmp_path: Path) -> None:
     done = run(f"--scratch={tmp_path / 'nowhere'}", "--deadline=30")
     assert done.returncode == 2
     assert "is not a folder" in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["not utf-8", "a folder"])
+def test_a_failed_file_it_cannot_read_as_text_still_gives_a_report(
+    tmp_path: Path, kind: str
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    if kind == "a folder":
+        (scratch / "failed").mkdir()
+    else:
+        (scratch / "failed").write_bytes(b"\xff\xfe restore\n")
+    termination = tmp_path / "termination-log"
+    termination.touch()
+    done = run(f"--scratch={scratch}", "--deadline=30", f"--termination-log={termination}")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    assert termination.read_text() == done.stdout.strip()
+    assert report["succeeded"] is False
+    assert report["failedStep"]
+    assert (scratch / "done").exists()

@@ -7,6 +7,8 @@ import datetime
 import json
 from pathlib import Path
 
+import pytest
+
 from pulsebase_operator.api import models
 from pulsebase_operator.backups import drill
 
@@ -118,4 +120,39 @@ def test_a_drill_past_its_deadline_fails_at_the_step_under_way(tmp_path: Path) -
     assert result.succeeded is False
     assert result.failed_step == "restore"
     assert "deadline of 25 s" in result.message
+    assert (tmp_path / "done").exists()
+
+
+def test_a_failed_file_that_is_not_utf_8_still_names_its_step(tmp_path: Path) -> None:
+    (tmp_path / "failed").write_bytes(b"restore\xff\n")
+    (tmp_path / "restore.log").write_bytes(b"P00  ERROR: [037]: no backup set \xfe\n")
+    result = drill.run(drill.Drill(scratch=tmp_path, conn_params={}, deadline=5))
+    assert result.succeeded is False
+    assert result.failed_step == "restore\ufffd"
+    assert (tmp_path / "done").exists()
+
+
+def test_a_failed_entry_that_cannot_be_read_is_a_failed_restore_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "failed").mkdir()
+    result = drill.run(drill.Drill(scratch=tmp_path, conn_params={}, deadline=5))
+    assert result.succeeded is False
+    assert result.failed_step == "restore"
+    assert "failed file is unreadable" in result.message
+    assert (tmp_path / "done").exists()
+
+
+def test_an_unexpected_error_inside_the_drill_is_reported_at_its_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_: drill.Drill, *, begun: float) -> None:
+        raise KeyError("stop")
+
+    monkeypatch.setattr(drill, "_wait_until_open", broken)
+    result = drill.run(drill.Drill(scratch=tmp_path, conn_params={}, deadline=5))
+    assert result.succeeded is False
+    assert result.failed_step == "restore"
+    assert result.message == "KeyError: 'stop'"
+    assert result.finished is not None
     assert (tmp_path / "done").exists()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,3 +205,31 @@ def test_a_catalog_whose_chain_loops_is_planned_and_keeps_the_loop() -> None:
         "A": "keep",
         "B": "keep",
     }
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"label": "F"},
+        {"label": "F", "timestamp": []},
+        {"label": "F", "timestamp": {}},
+        {"label": "F", "timestamp": {"start": None, "stop": None}},
+    ],
+    ids=["missing", "a list", "empty", "null"],
+)
+def test_a_backup_without_a_time_is_refused_not_taken_for_1970(entry: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="backup F has no start or stop time"):
+        retention.backups_from_info([{"backup": [entry]}])
+
+
+def test_a_backup_stamped_at_the_end_of_the_calendar_is_refused() -> None:
+    entry = {"label": "F", "timestamp": {"stop": 253402300799}}
+    with pytest.raises(ValueError, match="timestamp of F is not a time in seconds"):
+        retention.backups_from_info([{"backup": [entry]}])
+
+
+@pytest.mark.parametrize("now", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_current_time_at_the_ends_of_the_calendar_is_a_value_error(now: str) -> None:
+    backups = [full("F", NOW)]
+    with pytest.raises(ValueError, match="too close to the ends of the calendar"):
+        retention.plan(backups, policy=Policy(), now=dt.datetime.fromisoformat(now))

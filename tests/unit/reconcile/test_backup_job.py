@@ -38,6 +38,16 @@ def pod(name: str, *, phase: str = "Running", deleting: bool = False) -> dict[st
     return {"metadata": meta, "status": {"phase": phase}}
 
 
+EXTERNAL_POSTGRES = {
+    "mode": "external",
+    "external": {
+        "host": "db.example.com",
+        "username": {"name": "db", "key": "user"},
+        "password": {"name": "db", "key": "pass"},
+    },
+}
+
+
 def body(**spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": models.API_VERSION,
@@ -85,9 +95,17 @@ def test_retention_comes_from_the_pulsebase_with_its_time_zone() -> None:
     [
         (None, "it does not exist"),
         (body(backup={"retention": {"daily": 0}}), "backup.retention.daily"),
-        (body(backup={"enabled": False}), "backups are off"),
+        (
+            body(backup={"enabled": False}),
+            r"^PulseBase prod/shop has backups disabled \(spec.backup.enabled is false\)$",
+        ),
+        (
+            body(postgres=EXTERNAL_POSTGRES),
+            "^PulseBase prod/shop uses an external database; the operator backs up only the "
+            "one it runs$",
+        ),
     ],
-    ids=["missing", "invalid", "backups off"],
+    ids=["missing", "invalid", "backups off", "external database"],
 )
 def test_a_missing_invalid_or_backup_less_pulsebase_is_refused(
     found: dict[str, Any] | None, message: str
