@@ -342,10 +342,20 @@ def probe_round(
         found.backups_unobservable = f"The backups bucket is not read. {storage.message}"
     elif isinstance(target, probes.ObjectStoreTarget) and target.backups_bucket:
         observe_backups(pb, target=target, timeout=timeout_for(interval), into=found)
+    elif "objectStorage" in the_plan.skipped:
+        # Said for backups, not in the probes' words (they speak of the pods' readiness).
+        found.backups_unobservable = (
+            "The backups bucket is not read, because the object storage is not probed "
+            f"({_scope_flag(the_plan.skipped['objectStorage'])}): no backup, recovery point "
+            "or configuration backup is observed or written."
+        )
     else:
-        why = the_plan.skipped.get("objectStorage", "No object storage target is probed.")
-        found.backups_unobservable = f"The backups bucket is not read. {why}"
+        found.backups_unobservable = "The backups bucket is not read: no object storage is probed."
     return found
+
+
+def _scope_flag(skipped: str) -> str:
+    return "--probes=none" if "--probes=none" in skipped else "--probes=external"
 
 
 def observe_backups(
