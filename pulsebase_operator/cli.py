@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from pulsebase_operator import __version__
 from pulsebase_operator.api import crd, models
-from pulsebase_operator.render import stack
+from pulsebase_operator.render import restore, stack
 from pulsebase_operator.render.parts import GeneratedSecret
 
 # pgBackRest stamps no backup outside these years; near the ends of the calendar a
@@ -62,20 +62,39 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 2
     output: list[Any] = []
     generated: list[GeneratedSecret] = []
+    pulsebases: list[models.PulseBase] = []
     for body in bodies:
         meta = body.setdefault("metadata", {})
         if isinstance(meta, dict):
             meta.setdefault("namespace", args.namespace)
         try:
-            pb = models.PulseBase.from_body(body)
+            pulsebases.append(models.PulseBase.from_body(body))
         except ValidationError as error:
             name = meta.get("name", "?") if isinstance(meta, dict) else "?"
             print(f"error: {models.KIND} {name} is invalid:", file=sys.stderr)
             for problem in error.errors():
                 print(f"  {models.describe(problem)}", file=sys.stderr)
             return 2
+    in_file = {(pb.metadata.namespace, pb.metadata.name): pb for pb in pulsebases}
+    for pb in pulsebases:
+        source = None
+        if (recovery := pb.spec.bootstrap.recovery) is not None:
+            # The operator reads the source from the cluster; offline it must be in the
+            # file, or the output would show an empty database where a restore belongs.
+            source = in_file.get((pb.metadata.namespace, recovery.source.pulse_base))
+            if source is None:
+                print(
+                    f"error: {models.KIND} {pb.metadata.name} restores from "
+                    f"{recovery.source.pulse_base}, which is not in {args.filename}; render "
+                    "both from one file to see the restore",
+                    file=sys.stderr,
+                )
+                return 2
+            if refused := restore.refusal(pb, source):
+                print(f"error: {models.KIND} {pb.metadata.name}: {refused}", file=sys.stderr)
+                return 2
         served = [k.key for k in stack.OPTIONAL_KINDS] if args.prometheus_rule else []
-        rendered = stack.render(pb, served=served)
+        rendered = stack.render(pb, served=served, recovery_source=source)
         output.extend(rendered.objects)
         generated.extend(rendered.secrets)
     if args.output == "json":

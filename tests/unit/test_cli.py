@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -56,6 +57,47 @@ def test_render_refuses_an_invalid_spec_naming_the_field(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "spec.backup.rpo: must be a duration such as 30s" in done.stderr
     assert done.stdout == ""
+
+
+def _pulsebase(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "pulsebase.io/v1alpha1",
+        "kind": "PulseBase",
+        "metadata": {"name": name},
+        "spec": {"version": "2.4.1", **spec},
+    }
+
+
+def test_render_shows_a_restore_only_with_its_source_in_the_same_file(tmp_path: Path) -> None:
+    copy = _pulsebase("copy", bootstrap={"recovery": {"source": {"pulseBase": "shop"}}})
+    alone = tmp_path / "copy.yaml"
+    alone.write_text(yaml.safe_dump(copy))
+    done = run("render", "-f", str(alone))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "restores from shop, which is not in" in done.stderr
+
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump_all([_pulsebase("shop"), copy]))
+    done = run("render", "-f", str(both))
+    assert done.returncode == 0, done.stderr
+    config_maps = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all(done.stdout)
+        if d["kind"] == "ConfigMap"
+    }
+    patroni = yaml.safe_load(config_maps["copy-postgres"]["data"]["patroni.yml"])
+    assert patroni["bootstrap"]["method"] == "pgbackrest_restore"
+
+
+def test_render_refuses_a_restore_the_operator_would_refuse(tmp_path: Path) -> None:
+    source = _pulsebase("shop", backup={"enabled": False})
+    copy = _pulsebase("copy", bootstrap={"recovery": {"source": {"pulseBase": "shop"}}})
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump_all([source, copy]))
+    done = run("render", "-f", str(both))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "PulseBase copy: spec.bootstrap.recovery.source.pulseBase:" in done.stderr
+    assert "backups disabled" in done.stderr
 
 
 def test_render_reads_standard_input_and_says_when_there_is_nothing_to_render() -> None:
