@@ -127,7 +127,12 @@ def test_a_restore_from_a_missing_source_creates_nothing_and_says_why(
     patroni = yaml.safe_load(config.data["patroni.yml"])
     assert patroni["bootstrap"]["method"] == "pgbackrest_restore"
     assert "repo1-s3-bucket = shop-backups" in config.data["restore.conf"]
-    assert "copy-postgres" in names(api_client, namespace)["StatefulSet"]
+    # The pass applies the ConfigMap before the StatefulSet; the next moment has both.
+    wait_for(
+        lambda: "copy-postgres" in names(api_client, namespace)["StatefulSet"],
+        timeout=30,
+        what="the copy's StatefulSet",
+    )
 
 
 def _config_map(api: k8s.ApiClient, namespace: str, name: str) -> Any:
