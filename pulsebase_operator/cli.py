@@ -123,6 +123,21 @@ def _pulsebase_name(name: str, *, what: str = "NAME") -> None:
         raise _RefusedError(f"{what} must be a PulseBase name (a DNS label), not {name!r}")
 
 
+def _one_line(error: Exception, said: tuple[type[Exception], ...]) -> int:
+    """A failure of a command for people as one line, and exit 1: errors whose message is
+    written for them as it is, the API server's with the step, anything else by its text."""
+    from pulsebase_operator.kube.client import KubeError
+
+    if isinstance(error, (_RefusedError, *said)):
+        print(f"error: {error}", file=sys.stderr)
+    elif isinstance(error, KubeError):
+        print(f"error: could not {error.step}: {error.detail}", file=sys.stderr)
+    else:  # anything else the client raises
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {reason}", file=sys.stderr)
+    return 1
+
+
 def _api_client(kubeconfig: str | None) -> Any:
     """kube.client.load_config, with every way it fails turned into one line that
     names the file."""
@@ -212,7 +227,6 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
     """The backup sets of a PulseBase as pgBackRest reads them in its primary, with the
     retention policy's decision for each."""
     from pulsebase_operator.backups.errors import BackupError
-    from pulsebase_operator.kube.client import KubeError
     from pulsebase_operator.reconcile import backup_job
 
     try:
@@ -223,19 +237,8 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
     try:
         api_client = _api_client(args.kubeconfig)
         rows = backup_job.list_backups(api_client, name=args.name, namespace=args.namespace)
-    except _RefusedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (backup_job.SpecError, backup_job.PrimaryError, BackupError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KubeError as error:
-        print(f"error: could not {error.step}: {error.detail}", file=sys.stderr)
-        return 1
-    except Exception as error:  # anything else the client raises
-        reason = " ".join(str(error).split()) or type(error).__name__
-        print(f"error: {reason}", file=sys.stderr)
-        return 1
+    except Exception as error:
+        return _one_line(error, (backup_job.SpecError, backup_job.PrimaryError, BackupError))
     if args.output == "json":
         print(json.dumps(rows, indent=2))
     elif rows:
@@ -401,7 +404,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_manual_job(args: argparse.Namespace) -> int:
     """`backup` and `drill`: start one run of the CronJob now, as a Job."""
-    from pulsebase_operator.kube.client import Kube, KubeError
+    from pulsebase_operator.kube.client import Kube
     from pulsebase_operator.reconcile import manual
 
     what = args.kind if args.command == "backup" else "drill"
@@ -415,19 +418,8 @@ def cmd_manual_job(args: argparse.Namespace) -> int:
         started = manual.start(
             Kube(api_client), namespace=args.namespace, pulsebase=args.name, what=what
         )
-    except _RefusedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except manual.ManualJobError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KubeError as error:
-        print(f"error: could not {error.step}: {error.detail}", file=sys.stderr)
-        return 1
-    except Exception as error:  # anything else the client raises
-        reason = " ".join(str(error).split()) or type(error).__name__
-        print(f"error: {reason}", file=sys.stderr)
-        return 1
+    except Exception as error:
+        return _one_line(error, (manual.ManualJobError,))
     print(f"job.batch/{started.name} created from cronjob/{started.cron_job}")
     print(f"follow it: kubectl -n {started.namespace} logs -f job/{started.name}")
     return 0
