@@ -123,6 +123,16 @@ def _pulsebase_name(name: str, *, what: str = "NAME") -> None:
         raise _RefusedError(f"{what} must be a PulseBase name (a DNS label), not {name!r}")
 
 
+def _bad_name(name: str) -> int | None:
+    """Exit status 2, after saying why, when NAME is no PulseBase name; else None."""
+    try:
+        _pulsebase_name(name)
+    except _RefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return None
+
+
 def _one_line(error: Exception, said: tuple[type[Exception], ...]) -> int:
     """A failure of a command for people as one line, and exit 1: errors whose message is
     written for them as it is, the API server's with the step, anything else by its text."""
@@ -229,11 +239,8 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
     from pulsebase_operator.backups.errors import BackupError
     from pulsebase_operator.reconcile import backup_job
 
-    try:
-        _pulsebase_name(args.name)
-    except _RefusedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if (refused := _bad_name(args.name)) is not None:
+        return refused
     try:
         api_client = _api_client(args.kubeconfig)
         rows = backup_job.list_backups(api_client, name=args.name, namespace=args.namespace)
@@ -408,11 +415,8 @@ def cmd_manual_job(args: argparse.Namespace) -> int:
     from pulsebase_operator.reconcile import manual
 
     what = args.kind if args.command == "backup" else "drill"
-    try:
-        _pulsebase_name(args.name)
-    except _RefusedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if (refused := _bad_name(args.name)) is not None:
+        return refused
     try:
         api_client = _api_client(args.kubeconfig)
         started = manual.start(

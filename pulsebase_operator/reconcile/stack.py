@@ -105,31 +105,29 @@ def reconcile(
             decision=status["message"], phase=previous.get("phase", "Pending"), writes=writes
         )
 
+    def fail(reason: str, message: str) -> Outcome:
+        """Report the refusal once, in status and an Event, and touch nothing else."""
+        status = readiness.failed_status(
+            pb_body=body, previous=previous, reason=reason, message=message, now=now()
+        )
+        patched = _differs(previous, status)
+        if patched:
+            kube.patch_status(namespace, name, _status_patch(previous, status))
+            event(reason, message, warning=True)  # counts its own write
+        return Outcome(
+            decision=message, phase=models.Phase.FAILED.value, writes=writes + int(patched)
+        )
+
     # A spec the models reject is reported, and nothing in the cluster is touched.
     try:
         pb = models.PulseBase.from_body(dict(body))
     except ValidationError as error:
-        message = f"The spec is invalid: {_first_error(error)}"
-        status = readiness.failed_status(
-            pb_body=body, previous=previous, reason="InvalidSpec", message=message, now=now()
-        )
-        if _differs(previous, status):
-            kube.patch_status(namespace, name, _status_patch(previous, status))
-            event("InvalidSpec", message, warning=True)
-            writes += 1
-        return Outcome(decision=message, phase=models.Phase.FAILED.value, writes=writes)
+        return fail("InvalidSpec", f"The spec is invalid: {_first_error(error)}")
 
     # A restore waits for its source: an empty database must never stand in for it.
     source, refused = _recovery_source(kube, pb)
     if refused is not None:
-        status = readiness.failed_status(
-            pb_body=body, previous=previous, reason="RestoreRefused", message=refused, now=now()
-        )
-        if _differs(previous, status):
-            kube.patch_status(namespace, name, _status_patch(previous, status))
-            event("RestoreRefused", refused, warning=True)
-            writes += 1
-        return Outcome(decision=refused, phase=models.Phase.FAILED.value, writes=writes)
+        return fail("RestoreRefused", refused)
 
     # Optional kinds (the PrometheusRule) are rendered, listed and pruned only where served.
     served = {k.key for k in stack.OPTIONAL_KINDS if kube.serves(k.api_version, k.plural)}

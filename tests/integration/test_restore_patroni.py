@@ -14,7 +14,6 @@ import datetime
 import os
 import pwd
 import shutil
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,16 @@ import psycopg
 import pytest
 import yaml
 
-from pulsebase_operator import backups
 from pulsebase_operator.render import postgres, restore
 from tests.integration.backupbed import BackupBed
 from tests.integration.servers import S3_ACCESS_KEY, S3_SECRET_KEY, Process, wait_until
-from tests.integration.test_backups import Writer, archive_everything, rows
-from tests.integration.test_restore import pulsebases, rendered_files, source_state
+from tests.integration.test_backups import rows
+from tests.integration.test_restore import (
+    backup_while_writing,
+    pulsebases,
+    rendered_files,
+    source_state,
+)
 from tests.support.localcluster import free_port
 
 PATRONI_ENV = "PULSEBASE_PATRONI"
@@ -92,15 +95,7 @@ def test_patroni_bootstraps_the_copy_from_the_sources_backup(backup_bed: BackupB
     if bindir is None:
         pytest.skip("no PostgreSQL installation with pg_ctl and pg_isready for Patroni")
     source_pg = backup_bed.primary
-    with Writer(source_pg):
-        time.sleep(1)
-        backups.backup(backup_bed.stanza, kind="full")
-        time.sleep(2)
-        written = rows(source_pg)
-        time.sleep(1)
-    archive_everything(source_pg)
-    (_, before_at), (_, after_at) = written[-6], written[-5]
-    target_at = before_at + (after_at - before_at) / 2
+    target_at = backup_while_writing(backup_bed)
     expected = [i for i, at in rows(source_pg) if at < target_at]
     assert len(expected) < len(rows(source_pg))
     target = target_at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
