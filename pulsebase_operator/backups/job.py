@@ -1,5 +1,6 @@
 """One run of a scheduled backup: create the stanza, or take a backup and, after a full
-one, expire what the retention policy says to expire.
+one, expire the sets the retention policy says to expire, then the WAL nothing kept
+needs.
 
 This is what the backup Jobs do once they know where pgBackRest runs; the Stanza's
 runner says where (a local process in the tests, the primary's pod in the cluster). Each
@@ -84,12 +85,14 @@ def run(
         expired = pgbackrest.expire(
             stanza, labels=[d.label for d in decisions if d.action == "expire"]
         )
+        for expired_label in expired:
+            log({"event": "backup expired", "label": expired_label})
+        fulls = pgbackrest.expire_archive(stanza, policy=policy, now=now())
+        log({"event": "archive expired", "fullBackupsWithUnbrokenWal": fulls})
     except BackupError as error:
         raise RetentionError(
             step=f"retention after {label}", reason=error.reason, timed_out=error.timed_out
         ) from None
-    for expired_label in expired:
-        log({"event": "backup expired", "label": expired_label})
     return Outcome(kind=kind, label=label, decisions=decisions, expired=expired)
 
 

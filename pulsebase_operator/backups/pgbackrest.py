@@ -11,10 +11,13 @@ arguments, where any user on the host could read them.
 Written against pgBackRest 2.45 (Debian bookworm). What that version offers and does not:
 
 - `expire --set=LABEL` removes one backup set and every set that depends on it. It
-  refuses the newest backup, which the retention policy never proposes anyway. WAL in
-  the archive is expired by pgBackRest's own archive retention, which counts full
-  backups (`repo1-retention-full`, `repo1-retention-archive`); a set removed by label
-  does not take its WAL with it until such a count says so.
+  refuses the newest backup, which the retention policy never proposes anyway. A set
+  removed by label does not take its WAL with it: WAL is expired by pgBackRest's archive
+  retention, which counts full backups (`--repo1-retention-archive-type=full
+  --repo1-retention-archive=N`: unbroken WAL from the Nth newest full backup on, and for
+  older sets only what makes each consistent). `expire_archive` runs that with the N
+  the retention policy derives, on the command line, so the expiry pgBackRest runs
+  after every backup keeps all WAL.
 - `restore --type=time` picks the newest backup that finished before the target by
   itself (2.45 does), replays WAL to the target and, with `--target-action=promote`,
   opens the copy read-write.
@@ -158,6 +161,36 @@ def plan_retention(
     return retention.plan(found, policy=policy, now=now)
 
 
+def expire_archive(
+    stanza: Stanza,
+    *,
+    policy: retention.Policy,
+    now: datetime.datetime,
+    timeout: float = EXPIRE_TIMEOUT,
+) -> int:
+    """Expire the WAL no kept backup and no moment of the recovery window needs; the
+    number of newest full backups whose WAL stays unbroken (0: none, nothing run).
+
+    The count is read from the catalog just before the command runs. A full backup
+    that finished in between (two full backups at once) would shift it by one, and
+    the oldest day of the window would keep only its backup's own WAL.
+    """
+    try:
+        found = retention.backups_from_info([info(stanza)])
+    except ValueError as error:
+        raise BackupError(step="info", reason=str(error)) from None
+    fulls = retention.continuous_archive_fulls(found, policy=policy, now=now)
+    if fulls:
+        _run(
+            stanza,
+            command="expire",
+            options=["--repo1-retention-archive-type=full", f"--repo1-retention-archive={fulls}"],
+            step="expire archive",
+            timeout=timeout,
+        )
+    return fulls
+
+
 def apply_retention(
     stanza: Stanza,
     *,
@@ -165,13 +198,15 @@ def apply_retention(
     now: datetime.datetime,
     timeout: float = EXPIRE_TIMEOUT,
 ) -> list[retention.Decision]:
-    """Plan retention on the stanza's catalog and expire what the plan says to expire."""
+    """Plan retention on the stanza's catalog, expire what the plan says to expire, then
+    the WAL nothing kept needs."""
     decisions = plan_retention(stanza, policy=policy, now=now)
     expire(
         stanza,
         labels=[d.label for d in decisions if d.action == "expire"],
         timeout=timeout,
     )
+    expire_archive(stanza, policy=policy, now=now, timeout=timeout)
     return decisions
 
 

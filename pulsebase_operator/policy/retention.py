@@ -9,18 +9,25 @@ that it holds four promises, each a property test:
 - failed backups never count as a day's or a week's backup;
 - applying the plan and planning again expires nothing more.
 
+WAL in the archive is kept unbroken from the oldest good backup of the daily window
+(`continuous_archive_fulls`), and beyond that only where an older kept backup needs it
+to be consistent.
+
 Differential and incremental backups are kept while they fall within the daily window
 and their whole chain is kept, so point-in-time recovery works across that window. A
 backup stamped later than `now` (clock skew between the database host and the
 operator) is kept and said to be.
 
 The input is pgBackRest's own catalog (`pgbackrest info --output=json`), so the same
-function serves the operator and `pulsebase-operator retention plan`.
+function serves the operator and `pulsebase-operator retention plan`. The vector-table
+dumps are counted by the same calendar: each is a full backup with no chain, stamped
+with the time in its object key (`dumps_from_keys`).
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +90,35 @@ def backups_from_info(info: Any) -> list[Backup]:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("label"), str):
                 raise ValueError(f"backup {b} of stanza {s} has no label")
             found.append(_backup(entry))
+    return found
+
+
+# A logical dump as the vector job names it under its prefix: the UTC time it started.
+_DUMP_NAME = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)\.dump$")
+
+
+def dumps_from_keys(keys: Iterable[str], *, prefix: str) -> list[Backup]:
+    """The dumps among object keys, as full backups stamped with the time in their name.
+    A key not named the way the dump job names it is no dump: it is left out, and so is
+    never expired."""
+    found = []
+    for key in keys:
+        match = _DUMP_NAME.match(key[len(prefix) :]) if key.startswith(prefix) else None
+        if match is None:
+            continue
+        try:
+            stamp = datetime.datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ")
+        except ValueError:  # 20261399T..., shaped like a time but none
+            continue
+        found.append(
+            Backup(
+                label=key,
+                kind="full",
+                stopped=stamp.replace(tzinfo=datetime.UTC),
+                prior=None,
+                failed=False,
+            )
+        )
     return found
 
 
@@ -186,6 +222,46 @@ def plan(backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime) -
                 Decision(backup.label, "expire", "outside the daily and weekly retention")
             )
     return decisions
+
+
+def continuous_archive_fulls(
+    backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime
+) -> int:
+    """How many of the newest full backups keep unbroken WAL from their start on, the
+    count pgBackRest's archive retention takes (`repo1-retention-archive`, type full).
+
+    Enough for recovery to any moment from the oldest good backup of the daily window,
+    and from the newest good backup however old it is; the older kept backups keep only
+    the WAL that makes each of them consistent, which pgBackRest always keeps. 0 when
+    there is no full backup: nothing to count from.
+    """
+    zone_ = zone(policy)
+    ordered = sorted(backups, key=lambda b: (b.stopped, b.label))
+    fulls = [b for b in ordered if b.kind == "full"]
+    if not fulls:
+        return 0
+    by_label = {b.label: b for b in ordered}
+    window_start = now.astimezone(zone_).date() - datetime.timedelta(days=policy.daily - 1)
+    good = [b for b in ordered if not b.failed]
+    anchors = [b for b in good if b.stopped.astimezone(zone_).date() >= window_start]
+    anchors += good[-1:]
+    roots = [root for b in anchors if (root := _chain_root(by_label, b)) is not None]
+    if not roots:
+        return 1
+    oldest = min(roots, key=lambda b: (b.stopped, b.label))
+    return sum(1 for b in fulls if (b.stopped, b.label) >= (oldest.stopped, oldest.label))
+
+
+def _chain_root(by_label: Mapping[str, Backup], backup: Backup) -> Backup | None:
+    """The full backup a backup's chain starts from; None when a link is missing."""
+    current, seen = backup, {backup.label}
+    while current.kind != "full":
+        prior = by_label.get(current.prior or "")
+        if prior is None or prior.label in seen:
+            return None
+        seen.add(prior.label)
+        current = prior
+    return current
 
 
 def _keep_chain(by_label: Mapping[str, Backup], label: str, reasons: dict[str, str]) -> None:

@@ -248,7 +248,61 @@ def dump_to_bucket(
         produce=lambda sink: _pg_dump(in_primary, args, sink=sink, conn_params=conn_params),
     )
     emit({"event": "vector tables dumped", "key": key, "tables": len(tables)})
+    expire_dumps(
+        client,
+        bucket=objectstore.buckets(pb).backups,
+        policy=policy_of(pb),
+        now=moment,
+        emit=emit,
+    )
     return key
+
+
+# DeleteObjects takes at most this many keys per request.
+DELETE_BATCH = 1000
+
+
+def expire_dumps(
+    client: Any,
+    *,
+    bucket: str,
+    policy: retention.Policy,
+    now: datetime.datetime,
+    emit: Emit,
+) -> list[str]:
+    """Apply the calendar retention to the dumps under VECTOR_PREFIX, as to the physical
+    backups; the keys deleted. Objects not named as dumps are never touched. Raises
+    job.RetentionError: the dump just written stands."""
+    step = "expire vector-table dumps"
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=VECTOR_PREFIX
+        )
+        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        decisions = retention.plan(
+            retention.dumps_from_keys(keys, prefix=VECTOR_PREFIX), policy=policy, now=now
+        )
+        for decision in decisions:
+            emit({"event": "retention decision", "tier": "vector-tables", **decision.as_dict()})
+        expired = [d.label for d in decisions if d.action == "expire"]
+        for start in range(0, len(expired), DELETE_BATCH):
+            batch = expired[start : start + DELETE_BATCH]
+            answer = client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise job.RetentionError(
+                    step=step,
+                    reason=f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}",
+                )
+    except job.RetentionError:
+        raise
+    except Exception as error:  # botocore's own errors, the S3 server's answers
+        raise job.RetentionError(step=step, reason=str(error)) from None
+    for key in expired:
+        emit({"event": "dump expired", "key": key})
+    return expired
 
 
 def primary_connection(pb: models.PulseBase) -> dict[str, Any]:

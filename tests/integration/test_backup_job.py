@@ -3,6 +3,7 @@ full and incremental backups, retention after a full one, and the streamed uploa
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import os
 import subprocess
@@ -56,8 +57,11 @@ def test_full_then_incremental_then_retention_after_the_next_full(
     assert second.expired == [incremental.label, first.label]
 
     # pgBackRest's own catalog agrees: only the new full backup is left.
-    remaining = [entry["label"] for entry in backups.info(backup_bed.stanza)["backup"]]
-    assert remaining == [second.label]
+    catalog = backups.info(backup_bed.stanza)
+    assert [entry["label"] for entry in catalog["backup"]] == [second.label]
+    # And the WAL from before it is expired: the archive starts where the backup did.
+    (archive,) = catalog["archive"]
+    assert archive["min"] == catalog["backup"][0]["archive"]["start"]
 
     # A full backup makes sure of the stanza first; then each decision is logged with
     # its reason, then each expiry.
@@ -67,6 +71,7 @@ def test_full_then_incremental_then_retention_after_the_next_full(
     assert all(e["reason"] for e in decisions)
     expired = [e["label"] for e in events if e["event"] == "backup expired"]
     assert expired == second.expired
+    assert {"event": "archive expired", "fullBackupsWithUnbrokenWal": 1} in events
     seconds = {e["event"]: e["seconds"] for e in events if "seconds" in e}
     print(
         f"\nstanza check {seconds['stanza ready']} s, full backup with the catalog reads"
@@ -247,6 +252,11 @@ def test_the_vector_job_streams_a_dump_that_restores_and_uploads_nothing_on_fail
         assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
         add_embeddings(db)
+        # A dump from two years before is past the weekly window; the note beside it is
+        # no dump, and stays.
+        old_dump, note = "vector-tables/20241201T030000Z.dump", "vector-tables/README.txt"
+        for seeded in (old_dump, note):
+            client.put_object(Bucket=bucket, Key=seeded, Body=b"seeded")
         moment = datetime.datetime(2026, 12, 4, 3, 0, 7, tzinfo=datetime.UTC)
         key = backup_job.dump_to_bucket(
             pb,
@@ -258,6 +268,8 @@ def test_the_vector_job_streams_a_dump_that_restores_and_uploads_nothing_on_fail
             connection_args=connection_args,
         )
         assert key == "vector-tables/20261204T030007Z.dump"
+        assert {"event": "dump expired", "key": old_dump} in events
+        assert all(e.get("label") != note for e in events)
         # The same arguments as dump_vector_tables, to stdout.
         (command,) = primary.commands
         assert "--format=custom" in command and "--extension=vector" in command
@@ -295,7 +307,69 @@ def test_the_vector_job_streams_a_dump_that_restores_and_uploads_nothing_on_fail
         assert raised.value.step == "dump vector tables"
         assert "no_such_database" in raised.value.reason
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
-        assert keys == [key]
+        assert keys == [key, note]
     finally:
         for database in (db, fresh):
             pgvector_server.execute(f"DROP DATABASE {database.name} WITH (FORCE)")
+
+
+def test_vector_dumps_keep_one_a_day_then_one_a_week_and_nothing_else_is_touched(
+    s3_tls_server: TlsS3Server,
+) -> None:
+    client = s3_tls_server.client()
+    bucket = f"dumps-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    now = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.UTC)
+    # Eight dumps a day for 150 days: more than a page of keys and a DeleteObjects batch.
+    stamps = [
+        now - datetime.timedelta(days=day, hours=1 + hour)
+        for day in range(150)
+        for hour in range(0, 24, 3)
+    ]
+    dumps = {f"vector-tables/{at:%Y%m%dT%H%M%SZ}.dump": at for at in stamps}
+    foreign = ["vector-tables/README.txt", "vector-tables/20261399T000000Z.dump", "other.dump"]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda k: client.put_object(Bucket=bucket, Key=k, Body=b"d"), [*dumps, *foreign]
+            )
+        )
+    policy = retention.Policy(daily=30, weekly=8)
+
+    events: list[Mapping[str, Any]] = []
+    expired = backup_job.expire_dumps(
+        client, bucket=bucket, policy=policy, now=now, emit=events.append
+    )
+    left = set(_keys(client, bucket))
+    assert set(foreign) <= left
+    kept = {dumps[k] for k in left - set(foreign)}
+    assert len(expired) == len(dumps) - len(kept) and not left & set(expired)
+    # The newest dump of each of the last 30 days, then at most one per older ISO week.
+    recent = sorted(at for at in kept if (now.date() - at.date()).days < 30)
+    assert len(recent) == 30 and len({at.date() for at in recent}) == 30
+    assert all(at == max(s for s in stamps if s.date() == at.date()) for at in recent)
+    older = [at for at in kept if at not in recent]
+    assert 1 <= len(older) <= 8 and len({at.isocalendar()[:2] for at in older}) == len(older)
+    assert min(stamps) not in kept
+    decided = [e for e in events if e["event"] == "retention decision"]
+    assert len(decided) == len(dumps) and all(e["tier"] == "vector-tables" for e in decided)
+
+    # Planned again, nothing more goes.
+    assert (
+        backup_job.expire_dumps(client, bucket=bucket, policy=policy, now=now, emit=events.append)
+        == []
+    )
+    assert set(_keys(client, bucket)) == left
+
+    # A bucket that is gone: the step is named; the caller's dump stands.
+    with pytest.raises(job.RetentionError) as raised:
+        backup_job.expire_dumps(
+            client, bucket=f"{bucket}-gone", policy=policy, now=now, emit=events.append
+        )
+    assert raised.value.step == "expire vector-table dumps"
+    assert "NoSuchBucket" in raised.value.reason
+
+
+def _keys(client: Any, bucket: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]

@@ -4,6 +4,7 @@ user checks after a backup, a restore and an expiry."""
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 import time
 from typing import Any
@@ -51,6 +52,21 @@ class Writer:
 
 def rows(server: Postgres) -> list[tuple[int, datetime.datetime]]:
     return [(int(r[0]), r[1]) for r in server.execute("SELECT id, at FROM ticks ORDER BY id")]
+
+
+def archive_segments(bed: BackupBed) -> list[str]:
+    """The WAL segments in the repository's archive, by name, oldest first."""
+    names = (key.rsplit("/", 1)[1] for key in bed.repo_keys() if "/archive/" in key)
+    return sorted({name[:24] for name in names if re.fullmatch(r"[0-9A-F]{24}-.*", name)})
+
+
+def segment_range(first: str, last: str) -> list[str]:
+    """Every segment name from first to last (16 MB segments: 256 per log file)."""
+    timeline, start, end = first[:8], int(first[8:], 16), int(last[8:], 16)
+    return [
+        f"{timeline}{n >> 8 << 32 | (n & 0xFF):016X}"
+        for n in range(start >> 32 << 8 | (start & 0xFF), (end >> 32 << 8 | (end & 0xFF)) + 1)
+    ]
 
 
 def archive_everything(server: Postgres) -> None:
@@ -162,6 +178,10 @@ def test_expiry_follows_the_retention_policy_and_pgbackrest_agrees(
     assert not any(
         key.startswith(f"pgbackrest/backup/pulsebase/{oldest}/") for key in backup_bed.repo_keys()
     )
+    # WAL from before the oldest kept backup is gone too; from it on, none is missing.
+    (archive,) = remaining["archive"]
+    assert archive["min"] == remaining["backup"][0]["archive"]["start"]
+    assert archive_segments(backup_bed) == segment_range(archive["min"], archive["max"])
 
     # Planning again on what is left expires nothing more.
     again = backups.apply_retention(stanza, policy=policy, now=now)

@@ -233,3 +233,90 @@ def test_a_current_time_at_the_ends_of_the_calendar_is_a_value_error(now: str) -
     backups = [full("F", NOW)]
     with pytest.raises(ValueError, match="too close to the ends of the calendar"):
         retention.plan(backups, policy=Policy(), now=dt.datetime.fromisoformat(now))
+
+
+PREFIX = "vector-tables/"
+
+
+@given(st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(9998, 12, 31)))
+def test_a_dump_key_carries_its_time_to_the_second(moment: dt.datetime) -> None:
+    at = moment.replace(microsecond=0, tzinfo=UTC)
+    (dump,) = retention.dumps_from_keys([f"{PREFIX}{at:%Y%m%dT%H%M%SZ}.dump"], prefix=PREFIX)
+    assert (dump.stopped, dump.kind, dump.prior, dump.failed) == (at, "full", None, False)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "vector-tables/README.txt",
+        "vector-tables/20261399T030000Z.dump",  # shaped like a time, but none
+        "vector-tables/20261204T030000Z.dump.partial",
+        "vector-tables/old/20261204T030000Z.dump",
+        "configuration/20261204T030000Z.dump",
+        "20261204T030000Z.dump",
+    ],
+)
+def test_a_key_not_named_as_the_dump_job_names_it_is_no_dump(key: str) -> None:
+    assert retention.dumps_from_keys([key], prefix=PREFIX) == []
+
+
+def test_wal_stays_unbroken_from_the_oldest_full_backup_of_the_daily_window() -> None:
+    backups = [full(f"F{day}", NOW - dt.timedelta(days=day, hours=1)) for day in range(60)]
+    policy = Policy(daily=7, weekly=8)
+    kept = [
+        b
+        for b in backups
+        if actions(retention.plan(backups, policy=policy, now=NOW))[b.label] == "keep"
+    ]
+    # Seven days of fulls; the weekly ones before them keep only their own WAL.
+    assert len(kept) > 7
+    assert retention.continuous_archive_fulls(kept, policy=policy, now=NOW) == 7
+
+
+def test_an_incremental_in_the_window_reaches_back_to_its_full_before_it() -> None:
+    base = full("F", NOW - dt.timedelta(days=3))
+    backups = [
+        full("old", NOW - dt.timedelta(days=9)),
+        base,
+        incr("I", NOW - dt.timedelta(hours=20), prior="F"),
+        full("today", NOW - dt.timedelta(hours=2)),
+    ]
+    assert retention.continuous_archive_fulls(backups, policy=Policy(daily=2), now=NOW) == 2
+
+
+def test_after_a_long_outage_wal_stays_unbroken_from_the_newest_backup() -> None:
+    backups = [full("a", NOW - dt.timedelta(days=90)), full("b", NOW - dt.timedelta(days=80))]
+    assert retention.continuous_archive_fulls(backups, policy=Policy(daily=7), now=NOW) == 1
+    assert retention.continuous_archive_fulls([], policy=Policy(), now=NOW) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(catalogs(), policies)
+def test_every_moment_of_the_window_keeps_its_wal_and_no_more_is_kept(
+    backups: list[Backup], policy: Policy
+) -> None:
+    decisions = actions(retention.plan(backups, policy=policy, now=NOW))
+    kept = [b for b in backups if decisions[b.label] == "keep"]
+    by_label = {b.label: b for b in kept}
+    fulls = sorted((b for b in kept if b.kind == "full"), key=lambda b: b.stopped)
+    count = retention.continuous_archive_fulls(kept, policy=policy, now=NOW)
+    assert count == 0 if not fulls else 1 <= count <= len(fulls)
+    unbroken = {b.label for b in fulls[len(fulls) - count :]}
+
+    def root(b: Backup) -> Backup | None:
+        while b.kind != "full":
+            if b.prior not in by_label:
+                return None
+            b = by_label[b.prior]
+        return b
+
+    zone = retention.zone(policy)
+    start = NOW.astimezone(zone).date() - dt.timedelta(days=policy.daily - 1)
+    good = sorted((b for b in kept if not b.failed), key=lambda b: b.stopped)
+    anchors = [b for b in good if b.stopped.astimezone(zone).date() >= start] + good[-1:]
+    roots = [r for b in anchors if (r := root(b)) is not None]
+    # Each backup of the window, and the newest, replays from its full backup on.
+    assert all(r.label in unbroken for r in roots)
+    # One fewer would break one of them.
+    if count > 1:
+        assert fulls[len(fulls) - count].label in {r.label for r in roots}

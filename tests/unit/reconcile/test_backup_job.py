@@ -3,6 +3,7 @@ exec failures into backup errors, and its JSON lines."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 
 from pulsebase_operator.api import models
+from pulsebase_operator.backups import job
 from pulsebase_operator.backups.errors import BackupError
 from pulsebase_operator.kube import exec as kube_exec
+from pulsebase_operator.policy import retention
 from pulsebase_operator.reconcile import backup_job
 
 
@@ -152,3 +155,36 @@ def test_an_unknown_kind_exits_2_with_one_line() -> None:
     assert code == backup_job.EXIT_SPEC
     assert err.getvalue().count("\n") == 1
     assert err.getvalue().startswith("error: kind must be one of stanza, full, incr, vectors")
+
+
+class RefusingBucket:
+    """Lists two old dumps and refuses to delete one of them, as an S3 server answers
+    DeleteObjects when a key is locked."""
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_objects_v2"
+        keys = ["vector-tables/20240101T030000Z.dump", "vector-tables/20240102T030000Z.dump"]
+
+        class Pages:
+            def paginate(self, **_: Any) -> list[dict[str, Any]]:
+                return [{"Contents": [{"Key": k} for k in keys]}]
+
+        return Pages()
+
+    def delete_objects(self, **request: Any) -> dict[str, Any]:
+        (refused, *_) = request["Delete"]["Objects"]
+        return {"Errors": [{"Key": refused["Key"], "Code": "AccessDenied", "Message": "locked"}]}
+
+
+def test_a_dump_the_bucket_refuses_to_delete_is_a_retention_error_naming_it() -> None:
+    now = datetime.datetime(2026, 12, 4, tzinfo=datetime.UTC)
+    with pytest.raises(job.RetentionError) as raised:
+        backup_job.expire_dumps(
+            RefusingBucket(),
+            bucket="b",
+            policy=retention.Policy(daily=1, weekly=0),
+            now=now,
+            emit=lambda _: None,
+        )
+    assert raised.value.step == "expire vector-table dumps"
+    assert raised.value.reason == "vector-tables/20240101T030000Z.dump: AccessDenied locked"
