@@ -108,8 +108,11 @@ def plan(pb: models.PulseBase, *, scope: Scope, secret: SecretReader) -> Plan:
     return Plan(targets=targets, skipped=skipped)
 
 
-def _missing(ref_name: str, key: str) -> str:
-    return f"Not probed: Secret {ref_name} has no key {key} yet."
+def _missing(ref_name: str, key: str, field: str | None = None) -> str:
+    """Why a dependency is not probed; `field` names the spec field that points at the
+    Secret, when the user wrote it."""
+    named = f" ({field})" if field else ""
+    return f"Not probed: Secret {ref_name} has no key {key} yet{named}."
 
 
 def _postgres(pb: models.PulseBase, *, secret: SecretReader) -> probes.PostgresTarget | str:
@@ -119,8 +122,9 @@ def _postgres(pb: models.PulseBase, *, secret: SecretReader) -> probes.PostgresT
         user = secret(external.username.name, external.username.key)
         password = secret(external.password.name, external.password.key)
         if user is None or password is None:
+            field = "username" if user is None else "password"
             ref = external.username if user is None else external.password
-            return _missing(ref.name, ref.key)
+            return _missing(ref.name, ref.key, f"spec.postgres.external.{field}")
         return probes.PostgresTarget(
             host=external.libpq_host,
             port=external.port,
@@ -154,7 +158,9 @@ def _redis(pb: models.PulseBase, *, secret: SecretReader) -> probes.RedisTarget 
         if external.password is not None:
             password = secret(external.password.name, external.password.key)
             if password is None:
-                return _missing(external.password.name, external.password.key)
+                return _missing(
+                    external.password.name, external.password.key, "spec.redis.external.password"
+                )
         return probes.RedisTarget(
             endpoints=tuple(_host_port(e) for e in external.endpoints),
             password=password,
@@ -182,20 +188,27 @@ def _objectstore(pb: models.PulseBase, *, secret: SecretReader) -> probes.Object
         secret_key = secret(external.secret_access_key.name, external.secret_access_key.key)
         region, path_style = external.region, external.force_path_style
         missing = external.access_key_id if key_id is None else external.secret_access_key
+        field: str | None = "spec.objectStorage.external." + (
+            "accessKeyId" if key_id is None else "secretAccessKey"
+        )
     else:
         keys = naming.objectstore_secret(name)
         key_id = secret(keys, credentials.ACCESS_KEY_ID)
         secret_key = secret(keys, credentials.SECRET_ACCESS_KEY)
         region, path_style = objectstore.MANAGED_REGION, True
         missing = models.SecretKeyRef(name=keys, key=credentials.ACCESS_KEY_ID)
+        field = None
     if key_id is None or secret_key is None:
-        return _missing(missing.name, missing.key)
+        return _missing(missing.name, missing.key, field)
     # The operator's CA for the managed endpoint, or the user's caBundle: only that CA.
     verify: bool | str = True
     if (ref := objectstore.ca_ref(pb)) is not None:
         ca = secret(ref.name, ref.key)
         if ca is None:
-            return _missing(ref.name, ref.key)
+            external_ca = storage.external is not None
+            return _missing(
+                ref.name, ref.key, "spec.objectStorage.external.caBundle" if external_ca else None
+            )
         verify = ca_bundle(ca)
     return probes.ObjectStoreTarget(
         endpoint=objectstore.endpoint(pb),

@@ -152,7 +152,25 @@ def test_a_missing_credential_is_reported_without_probing_and_names_the_key() ->
         external_stack(), scope=health.Scope.EXTERNAL, secret=reader(frozenset({("rds", "pass")}))
     )
     assert "postgres" not in plan.targets
-    assert plan.skipped["postgres"] == "Not probed: Secret rds has no key pass yet."
+    assert plan.skipped["postgres"] == (
+        "Not probed: Secret rds has no key pass yet (spec.postgres.external.password)."
+    )
+
+
+def test_a_missing_ca_bundle_names_the_field_that_points_at_it() -> None:
+    storage = {
+        **EXTERNAL_OBJECT_STORAGE,
+        "external": {
+            **EXTERNAL_OBJECT_STORAGE["external"],
+            "caBundle": {"name": "corp-ca", "key": "ca.pem"},
+        },
+    }
+    plan = health.plan(
+        pulsebase(objectStorage=storage), scope=health.Scope.EXTERNAL, secret=reader()
+    )
+    assert plan.skipped["objectStorage"] == (
+        "Not probed: Secret corp-ca has no key ca.pem yet (spec.objectStorage.external.caBundle)."
+    )
 
 
 def reading(healthy: bool, *, age_seconds: float = 0) -> probes.Reading:
