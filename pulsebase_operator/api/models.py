@@ -1034,10 +1034,23 @@ class BackupSchedules(Model):
 
 
 class Retention(Model):
-    """Calendar retention of full backups: the newest good one per day and per week."""
+    """Calendar retention, in spec.backup.timeZone, of full backups and of vector-table
+    dumps: the newest good one of each day and of each ISO week."""
 
-    daily: int = Field(30, ge=1, le=366, description="Days with one kept full backup each.")
-    weekly: int = Field(52, ge=0, le=520, description="ISO weeks with one kept full backup.")
+    daily: int = Field(
+        30,
+        ge=1,
+        le=366,
+        description="Days with one kept full backup each; WAL is kept unbroken from the "
+        "oldest of them, for point-in-time recovery across these days.",
+    )
+    weekly: int = Field(
+        52,
+        ge=0,
+        le=520,
+        description="ISO weeks with one kept full backup; those older than the daily days "
+        "restore to their own end.",
+    )
 
 
 class Drill(Model):
