@@ -193,6 +193,7 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     try:
         policy = retention.Policy(daily=args.daily, weekly=args.weekly, time_zone=args.time_zone)
         retention.zone(policy)
+        models.known_time_zone(args.time_zone)  # as spec.backup.timeZone: no Factory
         now = datetime.datetime.fromisoformat(args.now) if args.now else None
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -223,13 +224,18 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Each stanza is a calendar of its own: pgBackRest lists every stanza of the
+    # repository, and one's backups must never stand for another's day.
     try:
-        backups = retention.backups_from_info(info)
-        decisions = retention.plan(backups, policy=policy, now=now)
+        decisions = [
+            {"stanza": stanza, **d.as_dict()}
+            for stanza, backups in retention.backups_by_stanza(info)
+            for d in retention.plan(backups, policy=policy, now=now)
+        ]
     except (ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps([d.as_dict() for d in decisions], indent=2))
+    print(json.dumps(decisions, indent=2))
     return 0
 
 

@@ -386,7 +386,7 @@ def _iana_zones() -> frozenset[str]:
     return frozenset(listing.split()) - {"Factory"}
 
 
-def _known_time_zone(value: str) -> str:
+def known_time_zone(value: str) -> str:
     # The CRD checks the shape; only the zone database knows the names. CronJob would
     # refuse an unknown zone too, but as a failed apply far from the field.
     if value not in _iana_zones():
@@ -400,7 +400,7 @@ def _known_time_zone(value: str) -> str:
 TimeZone = Annotated[
     str,
     StringConstraints(pattern=TIME_ZONE_PATTERN, max_length=64),
-    AfterValidator(_known_time_zone),
+    AfterValidator(known_time_zone),
 ]
 
 

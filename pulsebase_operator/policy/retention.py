@@ -77,6 +77,12 @@ class Policy:
 def backups_from_info(info: Any) -> list[Backup]:
     """Every backup of every stanza in `pgbackrest info --output=json` output;
     ValueError naming the first entry that is not shaped like pgBackRest's."""
+    return [backup for _, backups in backups_by_stanza(info) for backup in backups]
+
+
+def backups_by_stanza(info: Any) -> list[tuple[str | None, list[Backup]]]:
+    """The backups of each stanza in `pgbackrest info --output=json` output, with the
+    stanza's name; each stanza is planned on its own. ValueError as backups_from_info."""
     if not isinstance(info, list):
         raise ValueError("the catalog must be a JSON list of stanzas, as pgbackrest info prints")
     found = []
@@ -86,15 +92,21 @@ def backups_from_info(info: Any) -> list[Backup]:
         entries = stanza.get("backup") or []
         if not isinstance(entries, list):
             raise ValueError(f"stanza {s}: backup is not a list")
+        backups = []
         for b, entry in enumerate(entries):
             if not isinstance(entry, Mapping) or not isinstance(entry.get("label"), str):
                 raise ValueError(f"backup {b} of stanza {s} has no label")
-            found.append(_backup(entry))
+            backups.append(_backup(entry))
+        name = stanza.get("name")
+        found.append((name if isinstance(name, str) else None, backups))
     return found
 
 
+# Every time zone can show a time before this one (9999-01-01 UTC) as a local date.
+_LAST_SECOND = 253370764800
+
 # A logical dump as the vector job names it under its prefix: the UTC time it started.
-_DUMP_NAME = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)\.dump$")
+_DUMP_NAME = re.compile(r"(?P<stamp>[0-9]{8}T[0-9]{6}Z)\.dump")
 
 
 def dumps_from_keys(keys: Iterable[str], *, prefix: str) -> list[Backup]:
@@ -103,27 +115,19 @@ def dumps_from_keys(keys: Iterable[str], *, prefix: str) -> list[Backup]:
     never expired."""
     found = []
     for key in keys:
-        match = _DUMP_NAME.match(key[len(prefix) :]) if key.startswith(prefix) else None
+        match = _DUMP_NAME.fullmatch(key[len(prefix) :]) if key.startswith(prefix) else None
         if match is None:
             continue
         try:
             stamp = datetime.datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ")
         except ValueError:  # 20261399T..., shaped like a time but none
             continue
-        found.append(
-            Backup(
-                label=key,
-                kind="full",
-                stopped=stamp.replace(tzinfo=datetime.UTC),
-                prior=None,
-                failed=False,
-            )
-        )
+        stopped = stamp.replace(tzinfo=datetime.UTC)
+        # Outside 1970 to 9998 no dump was written, and some zones cannot show the time.
+        if not 0 <= stopped.timestamp() < _LAST_SECOND:
+            continue
+        found.append(Backup(label=key, kind="full", stopped=stopped, prior=None, failed=False))
     return found
-
-
-# Every time zone can show a time before this one (9999-01-01 UTC) as a local date.
-_LAST_SECOND = 253370764800
 
 
 def _backup(entry: Mapping[str, Any]) -> Backup:
@@ -155,7 +159,7 @@ def zone(policy: Policy) -> ZoneInfo:
     """The policy's time zone; ValueError when it is not a known IANA name."""
     try:
         return ZoneInfo(policy.time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: a folder
         raise ValueError(f"unknown time zone {policy.time_zone!r}") from error
 
 
@@ -234,6 +238,11 @@ def continuous_archive_fulls(
     and from the newest good backup however old it is; the older kept backups keep only
     the WAL that makes each of them consistent, which pgBackRest always keeps. 0 when
     there is no full backup: nothing to count from.
+
+    Full backups are counted in the order they finished; pgBackRest counts them by
+    label, the time each started. The two agree unless the database host's clock went
+    back between two full backups, and then the chain that straddles the step may keep
+    only its own WAL.
     """
     zone_ = zone(policy)
     ordered = sorted(backups, key=lambda b: (b.stopped, b.label))

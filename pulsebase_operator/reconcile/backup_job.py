@@ -238,7 +238,7 @@ def dump_to_bucket(
             f"--dbname={conn_params['dbname']}",
         ]
     args = [*vectors.dump_arguments(tables), *connection_args]
-    moment = now or datetime.datetime.now(datetime.UTC)
+    moment = (now or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
     key = f"{VECTOR_PREFIX}{moment.strftime('%Y%m%dT%H%M%SZ')}.dump"
     client = s3 if s3 is not None else bucket_client(pb)
     stream_into(
@@ -290,8 +290,13 @@ def expire_dumps(
             answer = client.delete_objects(
                 Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
             )
-            if answer.get("Errors"):
-                first = answer["Errors"][0]
+            refused = answer.get("Errors") or []
+            kept_back = {e.get("Key") for e in refused}
+            for key in batch:
+                if key not in kept_back:
+                    emit({"event": "dump expired", "key": key})
+            if refused:
+                first = refused[0]
                 raise job.RetentionError(
                     step=step,
                     reason=f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}",
@@ -300,8 +305,6 @@ def expire_dumps(
         raise
     except Exception as error:  # botocore's own errors, the S3 server's answers
         raise job.RetentionError(step=step, reason=str(error)) from None
-    for key in expired:
-        emit({"event": "dump expired", "key": key})
     return expired
 
 

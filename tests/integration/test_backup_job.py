@@ -257,7 +257,10 @@ def test_the_vector_job_streams_a_dump_that_restores_and_uploads_nothing_on_fail
         old_dump, note = "vector-tables/20241201T030000Z.dump", "vector-tables/README.txt"
         for seeded in (old_dump, note):
             client.put_object(Bucket=bucket, Key=seeded, Body=b"seeded")
-        moment = datetime.datetime(2026, 12, 4, 3, 0, 7, tzinfo=datetime.UTC)
+        # 03:00:07 UTC, given in another offset: the key is in UTC whatever the clock's.
+        moment = datetime.datetime(
+            2026, 12, 4, 6, 0, 7, tzinfo=datetime.timezone(datetime.timedelta(hours=3))
+        )
         key = backup_job.dump_to_bucket(
             pb,
             in_primary=primary,  # type: ignore[arg-type]

@@ -157,6 +157,34 @@ def test_retention_plan_refuses_ambiguous_input() -> None:
     assert "unknown time zone 'Mars/Olympus'" in zone.stderr
 
 
+@pytest.mark.parametrize("zone", ["America", "Etc", "Factory", "posixrules"])
+def test_retention_plan_refuses_a_zone_folder_or_a_name_the_spec_refuses(zone: str) -> None:
+    done = run("retention", "plan", "--time-zone", zone, stdin=INFO)
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert repr(zone) in done.stderr
+
+
+def test_retention_plan_plans_each_stanza_on_its_own() -> None:
+    import json
+
+    # Stanza a's only backup is older than b's: pooled, a's would be expired.
+    info = [
+        {"name": n, "backup": [{"label": label, "type": "full", "timestamp": {"stop": stop}}]}
+        for n, label, stop in (
+            ("a", "20261201-010000F", 1764550800),
+            ("b", "20261204-010000F", 1764810000),
+        )
+    ]
+    flags = ("--daily", "1", "--weekly", "0", "--now", "2026-12-04T12:00:00Z")
+    done = run("retention", "plan", *flags, stdin=json.dumps(info))
+    assert done.returncode == 0, done.stderr
+    assert [(d["stanza"], d["label"], d["action"]) for d in json.loads(done.stdout)] == [
+        ("a", "20261201-010000F", "keep"),
+        ("b", "20261204-010000F", "keep"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("stdin", "expected"),
     [

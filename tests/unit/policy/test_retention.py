@@ -254,10 +254,37 @@ def test_a_dump_key_carries_its_time_to_the_second(moment: dt.datetime) -> None:
         "vector-tables/old/20261204T030000Z.dump",
         "configuration/20261204T030000Z.dump",
         "20261204T030000Z.dump",
+        "vector-tables/20201204T030007Z.dump\n",  # S3 keys may end in a newline
+        "vector-tables/00010101T000000Z.dump",  # no dump was written before 1970
     ],
 )
 def test_a_key_not_named_as_the_dump_job_names_it_is_no_dump(key: str) -> None:
     assert retention.dumps_from_keys([key], prefix=PREFIX) == []
+
+
+def test_a_dump_stamped_before_1970_never_stops_the_plan_in_a_zone_west_of_utc() -> None:
+    keys = ["vector-tables/00010101T000000Z.dump", "vector-tables/20261204T030000Z.dump"]
+    dumps = retention.dumps_from_keys(keys, prefix=PREFIX)
+    decisions = retention.plan(dumps, policy=Policy(time_zone="America/New_York"), now=NOW)
+    assert actions(decisions) == {"vector-tables/20261204T030000Z.dump": "keep"}
+
+
+def test_stanzas_are_planned_apart_and_errors_name_the_stanza() -> None:
+    def stanza(name: str, label: str, stop: int) -> dict[str, Any]:
+        entry = {"label": label, "type": "full", "timestamp": {"start": stop, "stop": stop}}
+        return {"name": name, "backup": [entry]}
+
+    info = [
+        stanza("a", "20261201-010000F", 1764550800),
+        stanza("b", "20261202-010000F", 1764637200),
+    ]
+    by_stanza = retention.backups_by_stanza(info)
+    assert [(name, [b.label for b in found]) for name, found in by_stanza] == [
+        ("a", ["20261201-010000F"]),
+        ("b", ["20261202-010000F"]),
+    ]
+    with pytest.raises(ValueError, match="backup 0 of stanza 1 has no label"):
+        retention.backups_by_stanza([info[0], {"backup": [{}]}])
 
 
 def test_wal_stays_unbroken_from_the_oldest_full_backup_of_the_daily_window() -> None:

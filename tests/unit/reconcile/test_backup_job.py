@@ -158,12 +158,12 @@ def test_an_unknown_kind_exits_2_with_one_line() -> None:
 
 
 class RefusingBucket:
-    """Lists two old dumps and refuses to delete one of them, as an S3 server answers
+    """Lists three old dumps and refuses to delete the first, as an S3 server answers
     DeleteObjects when a key is locked."""
 
     def get_paginator(self, name: str) -> Any:
         assert name == "list_objects_v2"
-        keys = ["vector-tables/20240101T030000Z.dump", "vector-tables/20240102T030000Z.dump"]
+        keys = [f"vector-tables/2024010{day}T030000Z.dump" for day in (1, 2, 3)]
 
         class Pages:
             def paginate(self, **_: Any) -> list[dict[str, Any]]:
@@ -188,3 +188,17 @@ def test_a_dump_the_bucket_refuses_to_delete_is_a_retention_error_naming_it() ->
         )
     assert raised.value.step == "expire vector-table dumps"
     assert raised.value.reason == "vector-tables/20240101T030000Z.dump: AccessDenied locked"
+
+
+def test_each_dump_deleted_is_logged_even_when_the_bucket_refuses_another() -> None:
+    events: list[dict[str, Any]] = []
+    with pytest.raises(job.RetentionError):
+        backup_job.expire_dumps(
+            RefusingBucket(),
+            bucket="b",
+            policy=retention.Policy(daily=1, weekly=0),
+            now=datetime.datetime(2026, 12, 4, tzinfo=datetime.UTC),
+            emit=events.append,
+        )
+    expired = [e["key"] for e in events if e["event"] == "dump expired"]
+    assert expired == ["vector-tables/20240102T030000Z.dump"]
