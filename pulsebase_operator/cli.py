@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from pulsebase_operator import __version__
 from pulsebase_operator.api import crd, models
+from pulsebase_operator.policy import backups as backup_policy
 from pulsebase_operator.render import restore, stack
 from pulsebase_operator.render.parts import GeneratedSecret
 
@@ -75,14 +76,17 @@ def cmd_render(args: argparse.Namespace) -> int:
             for problem in error.errors():
                 print(f"  {models.describe(problem)}", file=sys.stderr)
             return 2
-    in_file = {(pb.metadata.namespace, pb.metadata.name): pb for pb in pulsebases}
+    in_file = {
+        (pb.metadata.namespace, pb.metadata.name): (pb, body)
+        for pb, body in zip(pulsebases, bodies, strict=True)
+    }
     for pb in pulsebases:
         source = None
         if (recovery := pb.spec.bootstrap.recovery) is not None:
             # The operator reads the source from the cluster; offline it must be in the
             # file, or the output would show an empty database where a restore belongs.
-            source = in_file.get((pb.metadata.namespace, recovery.source.pulse_base))
-            if source is None:
+            found = in_file.get((pb.metadata.namespace, recovery.source.pulse_base))
+            if found is None:
                 print(
                     f"error: {models.KIND} {pb.metadata.name} restores from "
                     f"{recovery.source.pulse_base}, which is not in {args.filename}; render "
@@ -90,7 +94,9 @@ def cmd_render(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            if refused := restore.refusal(pb, source):
+            source, source_body = found
+            oldest = backup_policy.recoverable_from(source_body)
+            if refused := restore.refusal(pb, source, recoverable_from=oldest):
                 print(f"error: {models.KIND} {pb.metadata.name}: {refused}", file=sys.stderr)
                 return 2
         served = [k.key for k in stack.OPTIONAL_KINDS] if args.prometheus_rule else []

@@ -1424,6 +1424,16 @@ class BackupStatus(Model):
     recovery_point_exposure_seconds: int | None = Field(
         None, description="Age of the newest archived WAL: what a restore now would lose."
     )
+    recoverable_from: str | None = Field(
+        None,
+        description=(
+            "When the oldest good backup set ended: no restore "
+            "(spec.bootstrap.recovery.targetTime) reaches an earlier moment. Any moment "
+            "from the oldest backup of the daily retention on is reachable; older backups "
+            "restore to their own end."
+        ),
+        json_schema_extra={"format": "date-time"},
+    )
     counts: dict[str, int] = Field(default_factory=dict, description="Backups per tier.")
     last_drill: DrillStatus | None = None
 

@@ -94,6 +94,15 @@ def parse_stamp(text: str | None) -> datetime.datetime | None:
         return None
 
 
+def recoverable_from(body: Mapping[str, Any]) -> datetime.datetime | None:
+    """The source's status.backup.recoverableFrom; None when absent or not in the form
+    the operator writes (a status edited by hand refuses nothing)."""
+    status = body.get("status")
+    backup = status.get("backup") if isinstance(status, Mapping) else None
+    value = backup.get("recoverableFrom") if isinstance(backup, Mapping) else None
+    return parse_stamp(value) if isinstance(value, str) else None
+
+
 def counts(
     pb: models.PulseBase, sets: Sequence[retention.Backup], *, now: datetime.datetime
 ) -> dict[str, int]:
@@ -136,6 +145,8 @@ def backup_status(
         last_configuration=stamp(observed.newest_configuration),
         last_successful=stamp(max(candidates, default=None)),
         recovery_point_exposure_seconds=exposure,
+        # A restore cannot stop before the point where its backup set became consistent.
+        recoverable_from=stamp(min(fulls + increments, default=None)),
         counts=counts(pb, observed.sets, now=observed.measured_at),
         last_drill=drill,
     )

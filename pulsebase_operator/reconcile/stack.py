@@ -557,7 +557,9 @@ def _recovery_source(
     body = kube.get(models.API_VERSION, models.KIND, namespace, recovery.source.pulse_base)
     source = None
     reason = None
+    recoverable_from = None
     if body is not None:
+        recoverable_from = backups.recoverable_from(body)
         try:
             source = models.PulseBase.from_body(body)
         except ValidationError as error:
@@ -566,7 +568,7 @@ def _recovery_source(
                 f"{recovery.source.pulse_base} has an invalid spec ({_first_error(error)}), "
                 "so its backup repository is unknown"
             )
-    reason = reason or restore.refusal(pb, source)
+    reason = reason or restore.refusal(pb, source, recoverable_from=recoverable_from)
     if reason is None:
         return source, None
     if pb.spec.postgres.mode is models.Mode.MANAGED:

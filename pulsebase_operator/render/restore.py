@@ -116,11 +116,18 @@ def refusal(
     source: models.PulseBase | None,
     *,
     now: datetime.datetime | None = None,
+    recoverable_from: datetime.datetime | None = None,
 ) -> str | None:
-    """Why `pb` cannot be restored from `source` (None: it can, or nothing to restore)."""
+    """Why `pb` cannot be restored from `source` (None: it can, or nothing to restore).
+
+    `recoverable_from` is the source's status.backup.recoverableFrom, when its status
+    has one: the end of its oldest good backup set, before which no restore can stop.
+    The status is only as new as the source's last reading of its bucket, and backups
+    only ever expire from the old end, so a moment before it is never reachable."""
     recovery = pb.spec.bootstrap.recovery
     if recovery is None:
         return None
+    target = None
     if recovery.target_time is not None:
         target = datetime.datetime.fromisoformat(recovery.target_time.replace("Z", "+00:00"))
         if target > (now or datetime.datetime.now(datetime.UTC)):
@@ -160,6 +167,14 @@ def refusal(
             f"PulseBase {name}'s own repository ({_repository(source)[2]} on the same "
             "endpoint), where they would mix with and expire its backups; give the copy "
             "a bucket of its own"
+        )
+    if target is not None and recoverable_from is not None and target < recoverable_from:
+        oldest = recoverable_from.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (
+            f"spec.bootstrap.recovery.targetTime: {recovery.target_time} is before the "
+            f"oldest backup of PulseBase {name}, which ended at {oldest} (its "
+            "status.backup.recoverableFrom); no backup reaches an earlier moment. "
+            "spec.bootstrap cannot change: create the copy again with a later targetTime"
         )
     return None
 

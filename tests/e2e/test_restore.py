@@ -4,6 +4,7 @@ PulseBase restored from another's backups (its bootstrap, or why there is none y
 from __future__ import annotations
 
 import base64
+import json
 import time
 from typing import Any
 
@@ -133,6 +134,41 @@ def test_a_restore_from_a_missing_source_creates_nothing_and_says_why(
         timeout=30,
         what="the copy's StatefulSet",
     )
+
+
+def test_a_target_before_the_sources_oldest_backup_is_refused_before_anything_is_made(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
+) -> None:
+    assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
+    wait_for(lambda: get_pb(api_client, namespace, "shop").get("status"), what="shop's status")
+    # What the source's reading of its bucket would write; no bucket is read here.
+    oldest = {"status": {"backup": {"recoverableFrom": "2026-11-03T02:00:14Z"}}}
+    patched = control_plane.kubectl(
+        "patch", "pb", "shop", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps(oldest),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+
+    copy = copy_manifest(namespace, "shop", target="2026-11-03T01:00:00Z")
+    assert apply(control_plane, copy).returncode == 0
+    pb = wait_for(
+        lambda: (
+            (p := get_pb(api_client, namespace, "copy")).get("status", {}).get("phase") == "Failed"
+            and p
+        ),
+        what="the copy to be refused",
+    )
+    message = pb["status"]["message"]
+    assert message.startswith("spec.bootstrap.recovery.targetTime: 2026-11-03T01:00:00Z is")
+    assert "oldest backup of PulseBase shop, which ended at 2026-11-03T02:00:14Z" in message
+    ready = next(c for c in pb["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "RestoreRefused"
+    children = names(api_client, namespace)
+    assert "copy-postgres" not in children["StatefulSet"]
+    assert not [s for s in children["Secret"] if s.startswith("copy-")]
+    # The source's passes keep what its status says of its backups.
+    backup = get_pb(api_client, namespace, "shop")["status"]["backup"]
+    assert backup["recoverableFrom"] == "2026-11-03T02:00:14Z"
 
 
 def _config_map(api: k8s.ApiClient, namespace: str, name: str) -> Any:

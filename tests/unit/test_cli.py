@@ -100,6 +100,24 @@ def test_render_refuses_a_restore_the_operator_would_refuse(tmp_path: Path) -> N
     assert "backups disabled" in done.stderr
 
 
+def test_render_refuses_a_target_before_the_oldest_backup_the_sources_status_names(
+    tmp_path: Path,
+) -> None:
+    # A source as `kubectl get -o yaml` shows it, status included.
+    source = {
+        **_pulsebase("shop"),
+        "status": {"backup": {"recoverableFrom": "2026-11-03T02:00:14Z"}},
+    }
+    recovery = {"source": {"pulseBase": "shop"}, "targetTime": "2026-11-02T00:00:00Z"}
+    copy = _pulsebase("copy", bootstrap={"recovery": recovery})
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump_all([source, copy]))
+    done = run("render", "-f", str(both))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "PulseBase copy: spec.bootstrap.recovery.targetTime: 2026-11-02T00:00:00Z" in done.stderr
+    assert "which ended at 2026-11-03T02:00:14Z" in done.stderr
+
+
 def test_render_reads_standard_input_and_says_when_there_is_nothing_to_render() -> None:
     done = run("render", "-f", "-", stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     assert done.returncode == 2

@@ -70,6 +70,42 @@ def test_status_takes_the_newest_good_set_of_each_kind_and_the_exposure_at_readi
     assert status.last_drill == drill()
 
 
+def test_a_restore_reaches_back_to_the_end_of_the_oldest_good_set() -> None:
+    failed_first = [full("F0", NOW - 80 * HOUR, failed=True), *HEALTHY_SETS]
+    status = backups.backup_status(pulsebase(), observed(failed_first), drill=None)
+    assert status.recoverable_from == "2026-12-02T08:00:00Z"  # F1; F0 failed
+    assert backups.backup_status(pulsebase(), observed([]), drill=None).recoverable_from is None
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({"backup": {"recoverableFrom": "2026-11-03T02:00:14Z"}}, "2026-11-03T02:00:14+00:00"),
+        ({"backup": {"recoverableFrom": "2026-11-03 02:00:14"}}, None),
+        ({"backup": {"recoverableFrom": 1764727214}}, None),
+        ({"backup": "edited"}, None),
+        ({"backup": {}}, None),
+        ("edited", None),
+        (None, None),
+    ],
+    ids=[
+        "written",
+        "other-format",
+        "number",
+        "backup-not-a-map",
+        "absent",
+        "status-not-a-map",
+        "no-status",
+    ],
+)
+def test_the_oldest_backup_is_read_only_in_the_form_status_holds_it(
+    status: Any, expected: str | None
+) -> None:
+    body = {"metadata": {"name": "shop"}, "status": status}
+    found = backups.recoverable_from(body)
+    assert (found.isoformat() if found else None) == expected
+
+
 def test_counts_per_tier_come_from_the_retention_plan() -> None:
     counts = backups.counts(
         pulsebase(backup={"retention": {"daily": 2, "weekly": 0}}), HEALTHY_SETS, now=NOW

@@ -37,8 +37,10 @@ COPY = models.PulseBase.from_body(
 STATEFULSET = {"kind": "StatefulSet", "metadata": {"name": "copy-postgres"}}
 
 
-def lookup(*found: dict[str, Any]) -> tuple[models.PulseBase | None, str | None]:
-    return stack._recovery_source(cast(Kube, Objects(*found)), COPY)
+def lookup(
+    *found: dict[str, Any], copy: models.PulseBase = COPY
+) -> tuple[models.PulseBase | None, str | None]:
+    return stack._recovery_source(cast(Kube, Objects(*found)), copy)
 
 
 def test_an_existing_source_is_rendered_with() -> None:
@@ -79,3 +81,15 @@ def test_a_pulsebase_without_recovery_reads_nothing() -> None:
     plain = models.PulseBase.from_body(body("shop"))
     assert stack._recovery_source(cast(Kube, objects), plain) == (None, None)
     assert objects.reads == []
+
+
+def test_a_target_before_the_sources_oldest_backup_stops_a_copy_not_yet_bootstrapped() -> None:
+    recovery = {"source": {"pulseBase": "shop"}, "targetTime": "2026-11-01T00:00:00Z"}
+    copy = models.PulseBase.from_body(body("copy", bootstrap={"recovery": recovery}))
+    shop = {**body("shop"), "status": {"backup": {"recoverableFrom": "2026-11-03T02:00:14Z"}}}
+    source, refused = lookup(shop, copy=copy)
+    assert source is None and refused is not None
+    assert refused.startswith("spec.bootstrap.recovery.targetTime: 2026-11-01T00:00:00Z is")
+    assert "PulseBase shop, which ended at 2026-11-03T02:00:14Z" in refused
+    # Its backups expired under a copy already bootstrapped: that copy is not held up.
+    assert lookup(shop, STATEFULSET, copy=copy) == (None, None)

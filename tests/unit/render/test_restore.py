@@ -247,6 +247,23 @@ def test_a_target_time_in_the_future_is_refused() -> None:
     assert restore.refusal(earlier, pulsebase(), now=now) is None
 
 
+def test_a_target_time_before_the_sources_oldest_backup_is_refused() -> None:
+    oldest = datetime.datetime(2026, 11, 3, 2, 0, 14, tzinfo=datetime.UTC)
+    before = copy_of(target="2026-11-03T03:00:13+01:00")  # 02:00:13 UTC
+    message = restore.refusal(before, pulsebase(), recoverable_from=oldest)
+    assert message == (
+        "spec.bootstrap.recovery.targetTime: 2026-11-03T03:00:13+01:00 is before the oldest "
+        "backup of PulseBase shop, which ended at 2026-11-03T02:00:14Z (its "
+        "status.backup.recoverableFrom); no backup reaches an earlier moment. spec.bootstrap "
+        "cannot change: create the copy again with a later targetTime"
+    )
+    at = copy_of(target="2026-11-03T02:00:14Z")
+    assert restore.refusal(at, pulsebase(), recoverable_from=oldest) is None
+    # The latest point, or a source whose status names no oldest backup, checks nothing.
+    assert restore.refusal(copy_of(), pulsebase(), recoverable_from=oldest) is None
+    assert restore.refusal(before, pulsebase()) is None
+
+
 def test_a_usable_source_is_not_refused() -> None:
     assert restore.refusal(copy_of(), pulsebase()) is None
     assert restore.refusal(pulsebase(), None) is None  # no restore asked for
