@@ -49,6 +49,27 @@ def copy_manifest(namespace: str, source: str, target: str | None = None) -> dic
     }
 
 
+def refused_copy(
+    control_plane: LocalCluster, api_client: k8s.ApiClient, copy: dict[str, Any]
+) -> str:
+    """Apply the copy, wait for its refusal, check nothing of it was made; the message."""
+    namespace = copy["metadata"]["namespace"]
+    assert apply(control_plane, copy).returncode == 0
+    pb = wait_for(
+        lambda: (
+            (p := get_pb(api_client, namespace, "copy")).get("status", {}).get("phase") == "Failed"
+            and p
+        ),
+        what="the copy to be refused",
+    )
+    ready = next(c for c in pb["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "RestoreRefused"
+    children = names(api_client, namespace)
+    assert "copy-postgres" not in children["StatefulSet"]
+    assert not [s for s in children["Secret"] if s.startswith("copy-")]
+    return str(pb["status"]["message"])
+
+
 def test_the_object_storage_certificate_is_made_once_for_its_service_names(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
@@ -101,22 +122,9 @@ def test_the_object_storage_certificate_is_made_once_for_its_service_names(
 def test_a_restore_from_a_missing_source_creates_nothing_and_says_why(
     control_plane: LocalCluster, api_client: k8s.ApiClient, operator: Operator, namespace: str
 ) -> None:
-    assert apply(control_plane, copy_manifest(namespace, "shop")).returncode == 0
-    pb = wait_for(
-        lambda: (
-            (p := get_pb(api_client, namespace, "copy")).get("status", {}).get("phase") == "Failed"
-            and p
-        ),
-        what="the copy to be refused",
-    )
-    message = pb["status"]["message"]
+    message = refused_copy(control_plane, api_client, copy_manifest(namespace, "shop"))
     assert message.startswith("spec.bootstrap.recovery.source.pulseBase: PulseBase shop")
     assert "does not exist" in message
-    ready = next(c for c in pb["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "False" and ready["reason"] == "RestoreRefused"
-    children = names(api_client, namespace)
-    assert "copy-postgres" not in children["StatefulSet"]
-    assert not [s for s in children["Secret"] if s.startswith("copy-")]
 
     # Once the source exists, the next pass renders the restore into Patroni's config.
     assert apply(control_plane, *example(MANAGED, namespace)).returncode == 0
@@ -150,22 +158,9 @@ def test_a_target_before_the_sources_oldest_backup_is_refused_before_anything_is
     assert patched.returncode == 0, patched.stderr
 
     copy = copy_manifest(namespace, "shop", target="2026-11-03T01:00:00Z")
-    assert apply(control_plane, copy).returncode == 0
-    pb = wait_for(
-        lambda: (
-            (p := get_pb(api_client, namespace, "copy")).get("status", {}).get("phase") == "Failed"
-            and p
-        ),
-        what="the copy to be refused",
-    )
-    message = pb["status"]["message"]
+    message = refused_copy(control_plane, api_client, copy)
     assert message.startswith("spec.bootstrap.recovery.targetTime: 2026-11-03T01:00:00Z is")
     assert "oldest backup of PulseBase shop, which ended at 2026-11-03T02:00:14Z" in message
-    ready = next(c for c in pb["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "RestoreRefused"
-    children = names(api_client, namespace)
-    assert "copy-postgres" not in children["StatefulSet"]
-    assert not [s for s in children["Secret"] if s.startswith("copy-")]
     # The source's passes keep what its status says of its backups.
     backup = get_pb(api_client, namespace, "shop")["status"]["backup"]
     assert backup["recoverableFrom"] == "2026-11-03T02:00:14Z"
