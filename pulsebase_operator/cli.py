@@ -76,10 +76,18 @@ def cmd_render(args: argparse.Namespace) -> int:
             for problem in error.errors():
                 print(f"  {models.describe(problem)}", file=sys.stderr)
             return 2
-    in_file = {
-        (pb.metadata.namespace, pb.metadata.name): (pb, body)
-        for pb, body in zip(pulsebases, bodies, strict=True)
-    }
+    in_file: dict[tuple[str, str], tuple[models.PulseBase, dict[str, Any]]] = {}
+    for pb, body in zip(pulsebases, bodies, strict=True):
+        key = (pb.metadata.namespace, pb.metadata.name)
+        if key in in_file:
+            # The API server keeps one object per name: which one would apply is unclear.
+            print(
+                f"error: {models.KIND} {pb.metadata.name} is in {args.filename} twice "
+                f"(namespace {pb.metadata.namespace}); keep one",
+                file=sys.stderr,
+            )
+            return 2
+        in_file[key] = (pb, body)
     for pb in pulsebases:
         source = None
         if (recovery := pb.spec.bootstrap.recovery) is not None:

@@ -1049,7 +1049,8 @@ class Retention(Model):
         ge=0,
         le=520,
         description="ISO weeks with one kept full backup; those older than the daily days "
-        "restore to their own end.",
+        "restore to their own end only, with pgBackRest's --set (spec.bootstrap.recovery "
+        "does not reach them).",
     )
 
 
@@ -1427,10 +1428,11 @@ class BackupStatus(Model):
     recoverable_from: str | None = Field(
         None,
         description=(
-            "When the oldest good backup set ended: no restore "
-            "(spec.bootstrap.recovery.targetTime) reaches an earlier moment. Any moment "
-            "from the oldest backup of the daily retention on is reachable; older backups "
-            "restore to their own end."
+            "Earliest moment a restore to a time (spec.bootstrap.recovery.targetTime) "
+            "reaches: a second after the oldest good backup the archive holds unbroken "
+            "WAL from, which retention keeps from the oldest backup of the daily window. "
+            "Older backups stay in the repository; a restore to a time does not reach "
+            "them."
         ),
         json_schema_extra={"format": "date-time"},
     )

@@ -19,6 +19,7 @@ arguments. The rules a person reads in the condition:
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from pulsebase_operator.api.quantity import parse_duration
 from pulsebase_operator.policy import retention
 
 CONDITION = "BackupsHealthy"
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
 FULL_OVERDUE_SLACK = datetime.timedelta(hours=1)
 
 
@@ -86,7 +88,8 @@ def stamp(moment: datetime.datetime | None) -> str | None:
 
 
 def parse_stamp(text: str | None) -> datetime.datetime | None:
-    if not text:
+    """A time in the one form `stamp` writes; None for anything else."""
+    if not text or not STAMP.fullmatch(text):
         return None
     try:
         return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
@@ -96,11 +99,45 @@ def parse_stamp(text: str | None) -> datetime.datetime | None:
 
 def recoverable_from(body: Mapping[str, Any]) -> datetime.datetime | None:
     """The source's status.backup.recoverableFrom; None when absent or not in the form
-    the operator writes (a status edited by hand refuses nothing)."""
+    the operator writes (a status edited by hand refuses nothing). A YAML file read
+    offline holds it as a time with its zone when it is not quoted."""
     status = body.get("status")
     backup = status.get("backup") if isinstance(status, Mapping) else None
     value = backup.get("recoverableFrom") if isinstance(backup, Mapping) else None
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC) if value.tzinfo is not None else None
     return parse_stamp(value) if isinstance(value, str) else None
+
+
+def retention_policy(pb: models.PulseBase) -> retention.Policy:
+    spec = pb.spec.backup
+    return retention.Policy(
+        daily=spec.retention.daily, weekly=spec.retention.weekly, time_zone=spec.time_zone
+    )
+
+
+def recoverable_from_sets(
+    pb: models.PulseBase, sets: Sequence[retention.Backup], *, now: datetime.datetime
+) -> datetime.datetime | None:
+    """The earliest moment a restore to a time reaches: a second after the oldest good set
+    from which the archive holds unbroken WAL, as the retention policy keeps it.
+
+    pgBackRest starts from the newest set that stopped before the target, in whole
+    seconds, and PostgreSQL then needs the WAL from that set to the target. Older sets
+    keep only the WAL that makes each consistent, so no target reaches them. At `now`
+    the policy's window starts no earlier than it did at the last expiry, so this is
+    never earlier than what the archive holds."""
+    root = retention.continuous_archive_root(sets, policy=retention_policy(pb), now=now)
+    if root is None:
+        return None
+    since = [
+        s.stopped
+        for s in sets
+        if not s.failed and (s.stopped, s.label) >= (root.stopped, root.label)
+    ]
+    if not since:
+        return None
+    return min(since).replace(microsecond=0) + datetime.timedelta(seconds=1)
 
 
 def counts(
@@ -108,11 +145,7 @@ def counts(
 ) -> dict[str, int]:
     """Good sets per tier: `daily` and `weekly` as the retention plan keeps them, and the
     `full` and `incr` totals."""
-    backup = pb.spec.backup
-    policy = retention.Policy(
-        daily=backup.retention.daily, weekly=backup.retention.weekly, time_zone=backup.time_zone
-    )
-    decisions = retention.plan(sets, policy=policy, now=now)
+    decisions = retention.plan(sets, policy=retention_policy(pb), now=now)
     good = [s for s in sets if not s.failed]
     return {
         "daily": sum(1 for d in decisions if d.action == "keep" and "(daily)" in d.reason),
@@ -145,8 +178,7 @@ def backup_status(
         last_configuration=stamp(observed.newest_configuration),
         last_successful=stamp(max(candidates, default=None)),
         recovery_point_exposure_seconds=exposure,
-        # A restore cannot stop before the point where its backup set became consistent.
-        recoverable_from=stamp(min(fulls + increments, default=None)),
+        recoverable_from=stamp(recoverable_from_sets(pb, observed.sets, now=observed.measured_at)),
         counts=counts(pb, observed.sets, now=observed.measured_at),
         last_drill=drill,
     )

@@ -30,6 +30,7 @@ from pulsebase_operator.backups import job, pgbackrest, vectors
 from pulsebase_operator.backups.errors import BackupError
 from pulsebase_operator.kube import exec as kube_exec
 from pulsebase_operator.kube.client import Kube, KubeError
+from pulsebase_operator.policy import backups as backup_policy
 from pulsebase_operator.policy import retention
 from pulsebase_operator.render import backups as render_backups
 from pulsebase_operator.render import labels, naming, objectstore, postgres
@@ -100,7 +101,7 @@ def main(
             job.run(
                 stanza_in(in_primary),
                 kind=kind,
-                policy=policy_of(pb),
+                policy=backup_policy.retention_policy(pb),
                 log=emit,
             )
     except job.RetentionError as error:
@@ -167,13 +168,6 @@ def find_primary(kube: Kube, *, name: str, namespace: str) -> str:
     if len(names) > 1:
         raise PrimaryError(f"find the primary failed: {', '.join(names)} all claim it")
     return str(names[0])
-
-
-def policy_of(pb: models.PulseBase) -> retention.Policy:
-    spec = pb.spec.backup
-    return retention.Policy(
-        daily=spec.retention.daily, weekly=spec.retention.weekly, time_zone=spec.time_zone
-    )
 
 
 def stanza_in(in_primary: kube_exec.PodExec) -> pgbackrest.Stanza:
@@ -251,7 +245,7 @@ def dump_to_bucket(
     expire_dumps(
         client,
         bucket=objectstore.buckets(pb).backups,
-        policy=policy_of(pb),
+        policy=backup_policy.retention_policy(pb),
         now=moment,
         emit=emit,
     )
@@ -443,7 +437,7 @@ def list_backups(
     pod = find_primary(kube, name=name, namespace=namespace)
     in_primary = kube_exec.PodExec(api_client, namespace=namespace, pod=pod, container=CONTAINER)
     entry = pgbackrest.info(stanza_in(in_primary))
-    return catalog_rows(entry, policy=policy_of(pb), now=now)
+    return catalog_rows(entry, policy=backup_policy.retention_policy(pb), now=now)
 
 
 def catalog_rows(

@@ -121,16 +121,18 @@ def refusal(
     """Why `pb` cannot be restored from `source` (None: it can, or nothing to restore).
 
     `recoverable_from` is the source's status.backup.recoverableFrom, when its status
-    has one: the end of its oldest good backup set, before which no restore can stop.
-    The status is only as new as the source's last reading of its bucket, and backups
-    only ever expire from the old end, so a moment before it is never reachable."""
+    has one: the earliest moment a restore to a time reaches. The status is only as new
+    as the source's last reading of its bucket, and the archive only ever shrinks from
+    its old end, so a moment before it is never reachable. One later than now was not
+    written by a reading, and checks nothing."""
     recovery = pb.spec.bootstrap.recovery
     if recovery is None:
         return None
+    now = now or datetime.datetime.now(datetime.UTC)
     target = None
     if recovery.target_time is not None:
         target = datetime.datetime.fromisoformat(recovery.target_time.replace("Z", "+00:00"))
-        if target > (now or datetime.datetime.now(datetime.UTC)):
+        if target > now:
             return (
                 f"spec.bootstrap.recovery.targetTime: {recovery.target_time} is in the "
                 "future; no backup holds it yet (leave it unset for the latest point)"
@@ -168,13 +170,14 @@ def refusal(
             "endpoint), where they would mix with and expire its backups; give the copy "
             "a bucket of its own"
         )
-    if target is not None and recoverable_from is not None and target < recoverable_from:
-        oldest = recoverable_from.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if target is not None and recoverable_from is not None and target < recoverable_from <= now:
+        reach = recoverable_from.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return (
-            f"spec.bootstrap.recovery.targetTime: {recovery.target_time} is before the "
-            f"oldest backup of PulseBase {name}, which ended at {oldest} (its "
-            "status.backup.recoverableFrom); no backup reaches an earlier moment. "
-            "spec.bootstrap cannot change: create the copy again with a later targetTime"
+            f"spec.bootstrap.recovery.targetTime: {recovery.target_time} is earlier than "
+            f"the backups of PulseBase {name} reach: a restore to a time reaches {reach} "
+            "and later (its status.backup.recoverableFrom), a second after the oldest "
+            "backup the archive holds unbroken WAL from. spec.bootstrap cannot change: "
+            "create the copy again with a later targetTime"
         )
     return None
 

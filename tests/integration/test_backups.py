@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from pulsebase_operator import backups
+from pulsebase_operator.api import models
+from pulsebase_operator.policy import backups as backup_policy
 from pulsebase_operator.policy import retention
 from tests.integration.backupbed import BackupBed
 from tests.integration.servers import S3_ACCESS_KEY, S3_SECRET_KEY, Postgres, wait_until
@@ -151,6 +153,47 @@ def test_point_in_time_restore_has_exactly_the_rows_before_the_target(
         f" restore to a time and promote {restore_seconds:.1f} s,"
         f" database {size / 1e6:.1f} MB, {len(expected)} rows restored"
     )
+
+
+def test_the_reach_status_gives_is_the_earliest_target_pgbackrest_restores(
+    backup_bed: BackupBed,
+) -> None:
+    source, stanza = backup_bed.primary, backup_bed.stanza
+    with Writer(source):
+        time.sleep(1)
+        backups.backup(stanza, kind="full")
+        time.sleep(2.5)
+    archive_everything(source)
+    sets = retention.backups_from_info([backups.info(stanza)])
+    shop = models.PulseBase.from_body({"metadata": {"name": "shop"}, "spec": {"version": "2.4.1"}})
+    reach = backup_policy.recoverable_from_sets(shop, sets, now=datetime.datetime.now(datetime.UTC))
+    assert reach == sets[0].stopped + datetime.timedelta(seconds=1)
+
+    # Inside the second the set stopped in, pgBackRest finds no set to start from.
+    copy = backup_bed.restored()
+    try:
+        inside = reach - datetime.timedelta(seconds=0.5)
+        with pytest.raises(backups.BackupError) as caught:
+            backups.restore(stanza, data_dir=copy.data, target_time=inside)
+    finally:
+        copy.remove()
+    assert caught.value.step == "restore"
+    assert "unable to find backup set with stop time less than" in caught.value.reason
+
+    # At the reach it restores, and the copy holds the rows written up to it.
+    copy = backup_bed.restored()
+    try:
+        backups.restore(stanza, data_dir=copy.data, target_time=reach)
+        start_restored(copy)
+        restored = rows(copy)
+    finally:
+        copy.remove()
+    written = rows(source)
+    # Each row is stamped when inserted and counts when committed, a moment later.
+    settled = reach - datetime.timedelta(seconds=0.05)
+    assert {i for i, at in written if at < settled} <= {i for i, _ in restored}
+    assert all(at < reach for _, at in restored)
+    assert len(restored) < len(written)
 
 
 def test_expiry_follows_the_retention_policy_and_pgbackrest_agrees(

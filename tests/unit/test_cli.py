@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import sys
@@ -106,11 +107,32 @@ def test_render_shows_a_restore_only_with_its_source_in_the_same_file(tmp_path: 
             {"source": {"pulseBase": "shop"}, "targetTime": "2026-11-02T00:00:00Z"},
             [
                 "PulseBase copy: spec.bootstrap.recovery.targetTime: 2026-11-02T00:00:00Z",
-                "which ended at 2026-11-03T02:00:14Z",
+                "a restore to a time reaches 2026-11-03T02:00:14Z and later",
             ],
         ),
+        (
+            # The same, unquoted: YAML reads a time with its zone.
+            {
+                **_pulsebase("shop"),
+                "status": {
+                    "backup": {
+                        "recoverableFrom": datetime.datetime(
+                            2026,
+                            11,
+                            3,
+                            3,
+                            0,
+                            14,
+                            tzinfo=datetime.timezone(datetime.timedelta(hours=1)),
+                        )
+                    }
+                },
+            },
+            {"source": {"pulseBase": "shop"}, "targetTime": "2026-11-02T00:00:00Z"},
+            ["a restore to a time reaches 2026-11-03T02:00:14Z and later"],
+        ),
     ],
-    ids=["source-without-backups", "target-before-the-oldest-backup"],
+    ids=["source-without-backups", "target-before-the-reach", "reach-as-a-yaml-time"],
 )
 def test_render_refuses_a_restore_the_operator_would_refuse(
     tmp_path: Path, source: dict[str, Any], recovery: dict[str, Any], fragments: list[str]
@@ -122,6 +144,19 @@ def test_render_refuses_a_restore_the_operator_would_refuse(
     assert done.returncode == 2 and done.stdout == ""
     for fragment in fragments:
         assert fragment in done.stderr
+
+
+def test_render_refuses_a_pulsebase_named_twice(tmp_path: Path) -> None:
+    # Which of the two is the source would decide what the restore reaches.
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(yaml.safe_dump_all([_pulsebase("shop"), _pulsebase("shop", version="2.4.2")]))
+    done = run("render", "-f", str(twice), "-n", "prod")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"error: PulseBase shop is in {twice} twice (namespace prod); keep one\n"
+    other = _pulsebase("shop")
+    other["metadata"]["namespace"] = "staging"
+    twice.write_text(yaml.safe_dump_all([_pulsebase("shop"), other]))
+    assert run("render", "-f", str(twice), "-n", "prod").returncode == 0
 
 
 def test_render_reads_standard_input_and_says_when_there_is_nothing_to_render() -> None:

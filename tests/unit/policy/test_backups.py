@@ -16,6 +16,7 @@ from ..render.examples import pulsebase
 
 NOW = datetime.datetime(2026, 12, 4, 10, 0, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
+ZONE = datetime.timezone(datetime.timedelta(hours=5, minutes=45))
 
 
 def full(label: str, stopped: datetime.datetime, *, failed: bool = False) -> retention.Backup:
@@ -70,11 +71,22 @@ def test_status_takes_the_newest_good_set_of_each_kind_and_the_exposure_at_readi
     assert status.last_drill == drill()
 
 
-def test_a_restore_reaches_back_to_the_end_of_the_oldest_good_set() -> None:
+def test_a_restore_to_a_time_reaches_back_to_where_the_wal_stays_unbroken() -> None:
     failed_first = [full("F0", NOW - 80 * HOUR, failed=True), *HEALTHY_SETS]
     status = backups.backup_status(pulsebase(), observed(failed_first), drill=None)
-    assert status.recoverable_from == "2026-12-02T08:00:00Z"  # F1; F0 failed
+    # F0 failed; F1 is in the 30-day window, and pgBackRest needs a set stopped before.
+    assert status.recoverable_from == "2026-12-02T08:00:01Z"
+    # One day kept: today's incremental builds on F2, and F1 keeps only its own WAL.
+    one_day = pulsebase(backup={"retention": {"daily": 1}})
+    status = backups.backup_status(one_day, observed(failed_first), drill=None)
+    assert status.recoverable_from == "2026-12-03T08:00:01Z"
+    # After an outage longer than the window, from the newest backup on.
+    late = observed(HEALTHY_SETS[:2])
+    status = backups.backup_status(one_day, late, drill=None)
+    assert status.recoverable_from == "2026-12-03T08:00:01Z"
     assert backups.backup_status(pulsebase(), observed([]), drill=None).recoverable_from is None
+    only_failed = observed([full("F0", NOW - 8 * HOUR, failed=True)])
+    assert backups.backup_status(pulsebase(), only_failed, drill=None).recoverable_from is None
 
 
 @pytest.mark.parametrize(
@@ -82,6 +94,10 @@ def test_a_restore_reaches_back_to_the_end_of_the_oldest_good_set() -> None:
     [
         ({"backup": {"recoverableFrom": "2026-11-03T02:00:14Z"}}, "2026-11-03T02:00:14+00:00"),
         ({"backup": {"recoverableFrom": "2026-11-03 02:00:14"}}, None),
+        ({"backup": {"recoverableFrom": "2026-11-03t02:00:14z"}}, None),
+        ({"backup": {"recoverableFrom": "2026-1-3T2:0:14Z"}}, None),
+        ({"backup": {"recoverableFrom": NOW.astimezone(ZONE)}}, "2026-12-04T10:00:00+00:00"),
+        ({"backup": {"recoverableFrom": NOW.replace(tzinfo=None)}}, None),
         ({"backup": {"recoverableFrom": 1764727214}}, None),
         ({"backup": "edited"}, None),
         ({"backup": {}}, None),
@@ -91,6 +107,10 @@ def test_a_restore_reaches_back_to_the_end_of_the_oldest_good_set() -> None:
     ids=[
         "written",
         "other-format",
+        "lower-case",
+        "unpadded",
+        "yaml-time-with-zone",
+        "yaml-time-without-zone",
         "number",
         "backup-not-a-map",
         "absent",

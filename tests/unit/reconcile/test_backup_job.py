@@ -14,6 +14,7 @@ from pulsebase_operator.api import models
 from pulsebase_operator.backups import job
 from pulsebase_operator.backups.errors import BackupError
 from pulsebase_operator.kube import exec as kube_exec
+from pulsebase_operator.policy import backups as backup_policy
 from pulsebase_operator.policy import retention
 from pulsebase_operator.reconcile import backup_job
 
@@ -89,7 +90,7 @@ def test_retention_comes_from_the_pulsebase_with_its_time_zone() -> None:
         body=body(backup={"timeZone": "Europe/Paris", "retention": {"daily": 7, "weekly": 4}})
     )
     pb = backup_job.read_pulsebase(kube, name="shop", namespace="prod")  # type: ignore[arg-type]
-    policy = backup_job.policy_of(pb)
+    policy = backup_policy.retention_policy(pb)
     assert (policy.daily, policy.weekly, policy.time_zone) == (7, 4, "Europe/Paris")
 
 

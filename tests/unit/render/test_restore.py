@@ -247,21 +247,33 @@ def test_a_target_time_in_the_future_is_refused() -> None:
     assert restore.refusal(earlier, pulsebase(), now=now) is None
 
 
-def test_a_target_time_before_the_sources_oldest_backup_is_refused() -> None:
-    oldest = datetime.datetime(2026, 11, 3, 2, 0, 14, tzinfo=datetime.UTC)
-    before = copy_of(target="2026-11-03T03:00:13+01:00")  # 02:00:13 UTC
-    message = restore.refusal(before, pulsebase(), recoverable_from=oldest)
-    assert message == (
-        "spec.bootstrap.recovery.targetTime: 2026-11-03T03:00:13+01:00 is before the oldest "
-        "backup of PulseBase shop, which ended at 2026-11-03T02:00:14Z (its "
-        "status.backup.recoverableFrom); no backup reaches an earlier moment. spec.bootstrap "
-        "cannot change: create the copy again with a later targetTime"
+def test_a_target_time_earlier_than_the_sources_backups_reach_is_refused() -> None:
+    now = datetime.datetime(2026, 12, 4, 6, 0, tzinfo=datetime.UTC)
+    reach = datetime.datetime(2026, 11, 3, 2, 0, 15, tzinfo=datetime.UTC)
+
+    def refused(target: str | None, recoverable_from: datetime.datetime | None = reach) -> Any:
+        copy = copy_of(target=target)
+        return restore.refusal(copy, pulsebase(), now=now, recoverable_from=recoverable_from)
+
+    assert refused("2026-11-03T03:00:14+01:00") == (  # 02:00:14 UTC, the set's own second
+        "spec.bootstrap.recovery.targetTime: 2026-11-03T03:00:14+01:00 is earlier than the "
+        "backups of PulseBase shop reach: a restore to a time reaches 2026-11-03T02:00:15Z and "
+        "later (its status.backup.recoverableFrom), a second after the oldest backup the "
+        "archive holds unbroken WAL from. spec.bootstrap cannot change: create the copy again "
+        "with a later targetTime"
     )
-    at = copy_of(target="2026-11-03T02:00:14Z")
-    assert restore.refusal(at, pulsebase(), recoverable_from=oldest) is None
-    # The latest point, or a source whose status names no oldest backup, checks nothing.
-    assert restore.refusal(copy_of(), pulsebase(), recoverable_from=oldest) is None
-    assert restore.refusal(before, pulsebase()) is None
+    # pgBackRest compares whole seconds: a fraction inside the set's second cannot start.
+    assert refused("2026-11-03T02:00:14.999999Z") is not None
+    assert refused("2026-11-03T02:00:15Z") is None
+    assert refused("2026-11-02T21:00:14-05:00") is not None  # 02:00:14 UTC
+    assert refused("2026-11-02T21:00:15-05:00") is None
+    # The latest point, or a source whose status says nothing, checks nothing; nor does a
+    # reach later than now, which no reading of the bucket wrote.
+    assert refused(None) is None
+    assert refused("2026-11-03T02:00:14Z", recoverable_from=None) is None
+    assert (
+        refused("2026-12-01T00:00:00Z", recoverable_from=now + datetime.timedelta(days=1)) is None
+    )
 
 
 def test_a_usable_source_is_not_refused() -> None:
