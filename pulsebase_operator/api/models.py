@@ -1428,11 +1428,10 @@ class BackupStatus(Model):
     recoverable_from: str | None = Field(
         None,
         description=(
-            "Earliest moment a restore to a time (spec.bootstrap.recovery.targetTime) "
-            "reaches: a second after the oldest good backup the archive holds unbroken "
-            "WAL from, which retention keeps from the oldest backup of the daily window. "
-            "Older backups stay in the repository; a restore to a time does not reach "
-            "them."
+            "A second after the oldest backup set ended: no restore to a time "
+            "(spec.bootstrap.recovery.targetTime) reaches an earlier moment. WAL is "
+            "unbroken only from the oldest backup of the daily retention window on; a "
+            "time among the older, weekly sets is not refused but cannot be reached."
         ),
         json_schema_extra={"format": "date-time"},
     )

@@ -105,7 +105,10 @@ def recoverable_from(body: Mapping[str, Any]) -> datetime.datetime | None:
     backup = status.get("backup") if isinstance(status, Mapping) else None
     value = backup.get("recoverableFrom") if isinstance(backup, Mapping) else None
     if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.UTC) if value.tzinfo is not None else None
+        try:
+            return value.astimezone(datetime.UTC) if value.tzinfo is not None else None
+        except OverflowError:  # year 1 or 9999 with an offset
+            return None
     return parse_stamp(value) if isinstance(value, str) else None
 
 
@@ -116,28 +119,20 @@ def retention_policy(pb: models.PulseBase) -> retention.Policy:
     )
 
 
-def recoverable_from_sets(
-    pb: models.PulseBase, sets: Sequence[retention.Backup], *, now: datetime.datetime
-) -> datetime.datetime | None:
-    """The earliest moment a restore to a time reaches: a second after the oldest good set
-    from which the archive holds unbroken WAL, as the retention policy keeps it.
+def earliest_target(sets: Sequence[retention.Backup]) -> datetime.datetime | None:
+    """A second after the oldest set in the catalog stopped: no restore to a time reaches
+    an earlier moment. pgBackRest starts from the newest set that stopped before the
+    target, comparing whole seconds, and it starts from a set with page errors too.
 
-    pgBackRest starts from the newest set that stopped before the target, in whole
-    seconds, and PostgreSQL then needs the WAL from that set to the target. Older sets
-    keep only the WAL that makes each consistent, so no target reaches them. At `now`
-    the policy's window starts no earlier than it did at the last expiry, so this is
-    never earlier than what the archive holds."""
-    root = retention.continuous_archive_root(sets, policy=retention_policy(pb), now=now)
-    if root is None:
+    A lower bound, not the whole window: from the oldest backup of the daily window on
+    the archive is unbroken, while older sets keep only the WAL that makes each of them
+    consistent, and a target among them runs out of WAL after the set before it. Which
+    sets those are depends on the policy of the last expiry, not of this reading, so
+    they are not refused here."""
+    if not sets:
         return None
-    since = [
-        s.stopped
-        for s in sets
-        if not s.failed and (s.stopped, s.label) >= (root.stopped, root.label)
-    ]
-    if not since:
-        return None
-    return min(since).replace(microsecond=0) + datetime.timedelta(seconds=1)
+    oldest = min(s.stopped for s in sets)
+    return oldest.replace(microsecond=0) + datetime.timedelta(seconds=1)
 
 
 def counts(
@@ -178,7 +173,7 @@ def backup_status(
         last_configuration=stamp(observed.newest_configuration),
         last_successful=stamp(max(candidates, default=None)),
         recovery_point_exposure_seconds=exposure,
-        recoverable_from=stamp(recoverable_from_sets(pb, observed.sets, now=observed.measured_at)),
+        recoverable_from=stamp(earliest_target(observed.sets)),
         counts=counts(pb, observed.sets, now=observed.measured_at),
         last_drill=drill,
     )

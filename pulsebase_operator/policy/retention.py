@@ -232,41 +232,23 @@ def continuous_archive_fulls(
     backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime
 ) -> int:
     """How many of the newest full backups keep unbroken WAL from their start on, the
-    count pgBackRest's archive retention takes (`repo1-retention-archive`, type full):
-    those from `continuous_archive_root` on. 0 when there is no full backup: nothing to
-    count from.
+    count pgBackRest's archive retention takes (`repo1-retention-archive`, type full).
+
+    Enough for recovery to any moment from the oldest good backup of the daily window,
+    and from the newest good backup however old it is; the older kept backups keep only
+    the WAL that makes each of them consistent, which pgBackRest always keeps. 0 when
+    there is no full backup: nothing to count from.
 
     Full backups are counted in the order they finished; pgBackRest counts them by
     label, the time each started. The two agree unless the database host's clock went
     back between two full backups, and then the chain that straddles the step may keep
     only its own WAL.
     """
-    backups = list(backups)
-    root = continuous_archive_root(backups, policy=policy, now=now)
-    if root is None:
-        return 0
-    return sum(
-        1
-        for b in backups
-        if b.kind == "full" and (b.stopped, b.label) >= (root.stopped, root.label)
-    )
-
-
-def continuous_archive_root(
-    backups: Iterable[Backup], *, policy: Policy, now: datetime.datetime
-) -> Backup | None:
-    """The full backup from whose start the WAL stays unbroken; None without a full.
-
-    The oldest that lets recovery reach any moment from the oldest good backup of the
-    daily window, and from the newest good backup however old it is; the older kept
-    backups keep only the WAL that makes each of them consistent, which pgBackRest
-    always keeps.
-    """
     zone_ = zone(policy)
     ordered = sorted(backups, key=lambda b: (b.stopped, b.label))
     fulls = [b for b in ordered if b.kind == "full"]
     if not fulls:
-        return None
+        return 0
     by_label = {b.label: b for b in ordered}
     window_start = now.astimezone(zone_).date() - datetime.timedelta(days=policy.daily - 1)
     good = [b for b in ordered if not b.failed]
@@ -274,8 +256,9 @@ def continuous_archive_root(
     anchors += good[-1:]
     roots = [root for b in anchors if (root := _chain_root(by_label, b)) is not None]
     if not roots:
-        return fulls[-1]
-    return min(roots, key=lambda b: (b.stopped, b.label))
+        return 1
+    oldest = min(roots, key=lambda b: (b.stopped, b.label))
+    return sum(1 for b in fulls if (b.stopped, b.label) >= (oldest.stopped, oldest.label))
 
 
 def _chain_root(by_label: Mapping[str, Backup], backup: Backup) -> Backup | None:

@@ -121,10 +121,10 @@ def refusal(
     """Why `pb` cannot be restored from `source` (None: it can, or nothing to restore).
 
     `recoverable_from` is the source's status.backup.recoverableFrom, when its status
-    has one: the earliest moment a restore to a time reaches. The status is only as new
-    as the source's last reading of its bucket, and the archive only ever shrinks from
-    its old end, so a moment before it is never reachable. One later than now was not
-    written by a reading, and checks nothing."""
+    has one: no restore to a time reaches an earlier moment. The status is only as new
+    as the source's last reading of its bucket, and sets only ever expire from the old
+    end, so a moment before it is never reachable. One later than now was not written
+    by a reading, and checks nothing."""
     recovery = pb.spec.bootstrap.recovery
     if recovery is None:
         return None
@@ -174,10 +174,10 @@ def refusal(
         reach = recoverable_from.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return (
             f"spec.bootstrap.recovery.targetTime: {recovery.target_time} is earlier than "
-            f"the backups of PulseBase {name} reach: a restore to a time reaches {reach} "
-            "and later (its status.backup.recoverableFrom), a second after the oldest "
-            "backup the archive holds unbroken WAL from. spec.bootstrap cannot change: "
-            "create the copy again with a later targetTime"
+            f"any backup of PulseBase {name} reaches: no restore to a time reaches before "
+            f"{reach} (its status.backup.recoverableFrom), a second after its oldest "
+            "backup ended. spec.bootstrap cannot change: create the copy again with a "
+            "later targetTime"
         )
     return None
 

@@ -160,7 +160,10 @@ def test_a_target_before_the_sources_oldest_backup_is_refused_before_anything_is
     copy = copy_manifest(namespace, "shop", target="2026-11-03T01:00:00Z")
     message = refused_copy(control_plane, api_client, copy)
     assert message.startswith("spec.bootstrap.recovery.targetTime: 2026-11-03T01:00:00Z is")
-    assert "PulseBase shop reach: a restore to a time reaches 2026-11-03T02:00:14Z" in message
+    assert (
+        "PulseBase shop reaches: no restore to a time reaches before 2026-11-03T02:00:14Z"
+        in message
+    )
     # The source's passes keep what its status says of its backups.
     backup = get_pb(api_client, namespace, "shop")["status"]["backup"]
     assert backup["recoverableFrom"] == "2026-11-03T02:00:14Z"

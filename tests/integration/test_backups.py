@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from pulsebase_operator import backups
-from pulsebase_operator.api import models
 from pulsebase_operator.policy import backups as backup_policy
 from pulsebase_operator.policy import retention
 from tests.integration.backupbed import BackupBed
@@ -165,8 +164,7 @@ def test_the_reach_status_gives_is_the_earliest_target_pgbackrest_restores(
         time.sleep(2.5)
     archive_everything(source)
     sets = retention.backups_from_info([backups.info(stanza)])
-    shop = models.PulseBase.from_body({"metadata": {"name": "shop"}, "spec": {"version": "2.4.1"}})
-    reach = backup_policy.recoverable_from_sets(shop, sets, now=datetime.datetime.now(datetime.UTC))
+    reach = backup_policy.earliest_target(sets)
     assert reach == sets[0].stopped + datetime.timedelta(seconds=1)
 
     # Inside the second the set stopped in, pgBackRest finds no set to start from.

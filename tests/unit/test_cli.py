@@ -107,7 +107,7 @@ def test_render_shows_a_restore_only_with_its_source_in_the_same_file(tmp_path: 
             {"source": {"pulseBase": "shop"}, "targetTime": "2026-11-02T00:00:00Z"},
             [
                 "PulseBase copy: spec.bootstrap.recovery.targetTime: 2026-11-02T00:00:00Z",
-                "a restore to a time reaches 2026-11-03T02:00:14Z and later",
+                "no restore to a time reaches before 2026-11-03T02:00:14Z",
             ],
         ),
         (
@@ -129,7 +129,7 @@ def test_render_shows_a_restore_only_with_its_source_in_the_same_file(tmp_path: 
                 },
             },
             {"source": {"pulseBase": "shop"}, "targetTime": "2026-11-02T00:00:00Z"},
-            ["a restore to a time reaches 2026-11-03T02:00:14Z and later"],
+            ["no restore to a time reaches before 2026-11-03T02:00:14Z"],
         ),
     ],
     ids=["source-without-backups", "target-before-the-reach", "reach-as-a-yaml-time"],

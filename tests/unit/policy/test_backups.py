@@ -16,6 +16,7 @@ from ..render.examples import pulsebase
 
 NOW = datetime.datetime(2026, 12, 4, 10, 0, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
+SECOND = datetime.timedelta(seconds=1)
 ZONE = datetime.timezone(datetime.timedelta(hours=5, minutes=45))
 
 
@@ -71,22 +72,18 @@ def test_status_takes_the_newest_good_set_of_each_kind_and_the_exposure_at_readi
     assert status.last_drill == drill()
 
 
-def test_a_restore_to_a_time_reaches_back_to_where_the_wal_stays_unbroken() -> None:
-    failed_first = [full("F0", NOW - 80 * HOUR, failed=True), *HEALTHY_SETS]
-    status = backups.backup_status(pulsebase(), observed(failed_first), drill=None)
-    # F0 failed; F1 is in the 30-day window, and pgBackRest needs a set stopped before.
-    assert status.recoverable_from == "2026-12-02T08:00:01Z"
-    # One day kept: today's incremental builds on F2, and F1 keeps only its own WAL.
-    one_day = pulsebase(backup={"retention": {"daily": 1}})
-    status = backups.backup_status(one_day, observed(failed_first), drill=None)
-    assert status.recoverable_from == "2026-12-03T08:00:01Z"
-    # After an outage longer than the window, from the newest backup on.
-    late = observed(HEALTHY_SETS[:2])
-    status = backups.backup_status(one_day, late, drill=None)
-    assert status.recoverable_from == "2026-12-03T08:00:01Z"
+def test_no_restore_to_a_time_reaches_before_the_oldest_set_ended() -> None:
+    # pgBackRest needs a set stopped before the target, in whole seconds, and takes one
+    # with page errors (F0) too.
+    sets = [full("F0", NOW - 80 * HOUR + 0.4 * SECOND, failed=True), *HEALTHY_SETS]
+    status = backups.backup_status(pulsebase(), observed(sets), drill=None)
+    assert status.recoverable_from == "2026-12-01T02:00:01Z"
+    # Whatever the retention: it names no window, only where none can start earlier.
+    one_day = pulsebase(backup={"retention": {"daily": 1}, "timeZone": "Asia/Kathmandu"})
+    assert backups.backup_status(one_day, observed(sets), drill=None).recoverable_from == (
+        "2026-12-01T02:00:01Z"
+    )
     assert backups.backup_status(pulsebase(), observed([]), drill=None).recoverable_from is None
-    only_failed = observed([full("F0", NOW - 8 * HOUR, failed=True)])
-    assert backups.backup_status(pulsebase(), only_failed, drill=None).recoverable_from is None
 
 
 @pytest.mark.parametrize(
@@ -98,6 +95,7 @@ def test_a_restore_to_a_time_reaches_back_to_where_the_wal_stays_unbroken() -> N
         ({"backup": {"recoverableFrom": "2026-1-3T2:0:14Z"}}, None),
         ({"backup": {"recoverableFrom": NOW.astimezone(ZONE)}}, "2026-12-04T10:00:00+00:00"),
         ({"backup": {"recoverableFrom": NOW.replace(tzinfo=None)}}, None),
+        ({"backup": {"recoverableFrom": datetime.datetime.min.replace(tzinfo=ZONE)}}, None),
         ({"backup": {"recoverableFrom": 1764727214}}, None),
         ({"backup": "edited"}, None),
         ({"backup": {}}, None),
@@ -111,6 +109,7 @@ def test_a_restore_to_a_time_reaches_back_to_where_the_wal_stays_unbroken() -> N
         "unpadded",
         "yaml-time-with-zone",
         "yaml-time-without-zone",
+        "yaml-time-out-of-range",
         "number",
         "backup-not-a-map",
         "absent",

@@ -317,6 +317,32 @@ def test_after_a_long_outage_wal_stays_unbroken_from_the_newest_backup() -> None
     assert retention.continuous_archive_fulls([], policy=Policy(), now=NOW) == 0
 
 
+def test_the_window_for_unbroken_wal_is_counted_in_the_policys_time_zone() -> None:
+    # 10:30 and 11:30 UTC on 2 December fall either side of midnight in Auckland (UTC+13).
+    backups = [
+        full("a", dt.datetime(2026, 12, 2, 10, 30, tzinfo=UTC)),
+        full("b", dt.datetime(2026, 12, 2, 11, 30, tzinfo=UTC)),
+        full("c", dt.datetime(2026, 12, 3, 11, 0, tzinfo=UTC)),
+    ]
+    auckland = Policy(daily=2, time_zone="Pacific/Auckland")
+    assert retention.continuous_archive_fulls(backups, policy=auckland, now=NOW) == 2
+    assert retention.continuous_archive_fulls(backups, policy=Policy(daily=2), now=NOW) == 3
+
+
+def test_the_newest_good_backup_keeps_its_wal_when_a_newer_full_failed() -> None:
+    # Long outage, then a failed full: the incremental before it replays from F2 on.
+    backups = [
+        full("F1", NOW - dt.timedelta(days=10)),
+        full("F2", NOW - dt.timedelta(days=9)),
+        incr("F2_I", NOW - dt.timedelta(days=8), prior="F2"),
+        full("F3", NOW - dt.timedelta(days=7), failed=True),
+    ]
+    assert retention.continuous_archive_fulls(backups, policy=Policy(daily=1), now=NOW) == 2
+    # With no good backup at all, only the newest full's WAL is counted on.
+    failed = [full(b.label, b.stopped, failed=True) for b in backups if b.kind == "full"]
+    assert retention.continuous_archive_fulls(failed, policy=Policy(daily=1), now=NOW) == 1
+
+
 @settings(max_examples=300, deadline=None)
 @given(catalogs(), policies)
 def test_every_moment_of_the_window_keeps_its_wal_and_no_more_is_kept(

@@ -256,11 +256,11 @@ def test_a_target_time_earlier_than_the_sources_backups_reach_is_refused() -> No
         return restore.refusal(copy, pulsebase(), now=now, recoverable_from=recoverable_from)
 
     assert refused("2026-11-03T03:00:14+01:00") == (  # 02:00:14 UTC, the set's own second
-        "spec.bootstrap.recovery.targetTime: 2026-11-03T03:00:14+01:00 is earlier than the "
-        "backups of PulseBase shop reach: a restore to a time reaches 2026-11-03T02:00:15Z and "
-        "later (its status.backup.recoverableFrom), a second after the oldest backup the "
-        "archive holds unbroken WAL from. spec.bootstrap cannot change: create the copy again "
-        "with a later targetTime"
+        "spec.bootstrap.recovery.targetTime: 2026-11-03T03:00:14+01:00 is earlier than any "
+        "backup of PulseBase shop reaches: no restore to a time reaches before "
+        "2026-11-03T02:00:15Z (its status.backup.recoverableFrom), a second after its oldest "
+        "backup ended. spec.bootstrap cannot change: create the copy again with a later "
+        "targetTime"
     )
     # pgBackRest compares whole seconds: a fraction inside the set's second cannot start.
     assert refused("2026-11-03T02:00:14.999999Z") is not None
