@@ -29,6 +29,10 @@ def test_render_prints_only_applicable_objects_and_names_generated_secrets() -> 
     assert "# Secret pulsebase-demo/shop-postgres-superuser (password) is generated" in (
         done.stdout
     )
+    # A certificate's Secret names its keys too.
+    assert "# Secret pulsebase-demo/shop-objectstore-tls (ca.crt, tls.crt, tls.key) is" in (
+        done.stdout
+    )
 
 
 def test_render_leaves_the_prometheus_rule_out_unless_asked() -> None:
