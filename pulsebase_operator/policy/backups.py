@@ -122,7 +122,8 @@ def retention_policy(pb: models.PulseBase) -> retention.Policy:
 def earliest_target(sets: Sequence[retention.Backup]) -> datetime.datetime | None:
     """A second after the oldest set in the catalog stopped: no restore to a time reaches
     an earlier moment. pgBackRest starts from the newest set that stopped before the
-    target, comparing whole seconds, and it starts from a set with page errors too.
+    target, comparing whole seconds (the integration test shows it), and its 2.45
+    restore code skips no set for page errors, so those count here too (read, not run).
 
     A lower bound, not the whole window: from the oldest backup of the daily window on
     the archive is unbroken, while older sets keep only the WAL that makes each of them
